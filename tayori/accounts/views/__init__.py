@@ -1,0 +1,1 @@
+"""Workspace administration pages: operators, roles, API keys, IP rules, audit log, settings."""

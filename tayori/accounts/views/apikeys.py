@@ -1,0 +1,3 @@
+"""Pages: apikeys (being built)."""
+
+urlpatterns = []

@@ -1,0 +1,3 @@
+"""Pages: iprules (being built)."""
+
+urlpatterns = []

@@ -1,0 +1,3 @@
+"""Pages: operators (being built)."""
+
+urlpatterns = []

@@ -1,0 +1,3 @@
+"""Pages: roles (being built)."""
+
+urlpatterns = []

@@ -1,0 +1,3 @@
+"""Pages: settings (being built)."""
+
+urlpatterns = []

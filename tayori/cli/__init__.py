@@ -1,0 +1,25 @@
+"""The `tayori` command: serve, run parts separately, manage members, run benchmarks.
+
+Each sub-command module registers itself on ``app``; ``main`` loads Django first.
+"""
+
+import os
+
+import typer
+
+app = typer.Typer(help="Tayori (便り): customer messaging.", no_args_is_help=True,
+                  add_completion=False)
+
+
+def setup_django():
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tayori.settings")
+    import django
+
+    django.setup()
+
+
+def main():
+    setup_django()
+    from tayori.cli import bench, members, server  # noqa: F401  (registers commands)
+
+    app()

@@ -1,0 +1,1 @@
+"""`tayori bench …`: benchmarks (being built)."""

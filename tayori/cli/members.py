@@ -1,0 +1,1 @@
+"""`tayori members …`: import and export from the command line (being built)."""

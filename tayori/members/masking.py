@@ -1,0 +1,39 @@
+"""PII masking for operators and API keys without ``members.view_pii``.
+
+``ta***@example.jp``, ``+81*******78`` and ``***`` for PII attributes: enough to recognise a record,
+not enough to contact the person.
+"""
+
+
+def mask_email(email: str) -> str:
+    if not email:
+        return ""
+    local, _at, domain = email.rpartition("@")
+    return f"{local[:2]}***@{domain}"
+
+
+def mask_phone(phone: str) -> str:
+    if not phone:
+        return ""
+    return phone[:3] + "*" * max(len(phone) - 5, 3) + phone[-2:]
+
+
+def mask_value(value):
+    return None if value in (None, "", []) else "***"
+
+
+def masked_member_fields(member, attributes, can_view_pii: bool) -> dict:
+    """The member's email, phone and attribute values as the viewer may see them."""
+    values = dict(member.attributes or {})
+    if can_view_pii:
+        return {"email": member.email, "phone": member.phone, "attributes": values}
+    for attribute in attributes:
+        if attribute.pii and attribute.key in values:
+            values[attribute.key] = mask_value(values[attribute.key])
+    return {"email": mask_email(member.email), "phone": mask_phone(member.phone),
+            "attributes": values}
+
+
+def pii_fields(attributes) -> set[str]:
+    """Names a masked viewer may not search or filter by."""
+    return {"email", "phone"} | {a.key for a in attributes if a.pii}

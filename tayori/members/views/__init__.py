@@ -1,0 +1,1 @@
+"""Operator UI pages for members, attributes, lists, segments, jobs and suppressions."""

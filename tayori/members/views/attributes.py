@@ -1,0 +1,3 @@
+"""Pages: attributes (being built)."""
+
+urlpatterns = []

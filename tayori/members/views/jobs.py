@@ -1,0 +1,3 @@
+"""Pages: jobs (being built)."""
+
+urlpatterns = []

@@ -1,0 +1,3 @@
+"""Pages: lists (being built)."""
+
+urlpatterns = []

@@ -1,0 +1,3 @@
+"""Pages: members (being built)."""
+
+urlpatterns = []

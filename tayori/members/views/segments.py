@@ -1,0 +1,3 @@
+"""Pages: segments (being built)."""
+
+urlpatterns = []

@@ -1,0 +1,3 @@
+"""Pages: suppressions (being built)."""
+
+urlpatterns = []

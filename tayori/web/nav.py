@@ -1,0 +1,22 @@
+"""The sidebar: sections of (url name, label, permission needed to see the link)."""
+
+from django.utils.translation import gettext_lazy as _
+
+NAVIGATION = [
+    (_("Audience"), [
+        ("members:index", _("Members"), "members.view"),
+        ("members:attributes", _("Attributes"), "members.edit"),
+        ("members:lists", _("Lists"), "members.view"),
+        ("members:segments", _("Segments"), "members.view"),
+        ("members:jobs", _("Imports and exports"), "members.view"),
+        ("members:suppressions", _("Suppressions"), "members.view"),
+    ]),
+    (_("Workspace"), [
+        ("accounts:operators", _("Operators"), "operators.manage"),
+        ("accounts:roles", _("Roles"), "operators.manage"),
+        ("accounts:apikeys", _("API keys"), "apikeys.manage"),
+        ("accounts:iprules", _("IP rules"), "settings.manage"),
+        ("accounts:audit", _("Audit log"), "audit.view"),
+        ("accounts:settings", _("Settings"), "settings.manage"),
+    ]),
+]
