@@ -8,6 +8,7 @@ import datetime as dt
 import re
 import unicodedata
 from dataclasses import dataclass
+from functools import lru_cache
 
 import phonenumbers
 from django.utils.dateparse import parse_date, parse_datetime
@@ -29,11 +30,30 @@ class FieldError(ValueError):
         self.message = message
 
 
+# A plain ASCII dot-atom local part, the shape of nearly every address in a member file. Such
+# addresses skip the full validator (60 µs each, a minute per million rows); their domain is still
+# checked by it, once per distinct domain.
+_SIMPLE_LOCAL = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
+
+
+@lru_cache(maxsize=4096)
+def _normalized_domain(domain: str) -> str:
+    """The validator's verdict on a domain (raises EmailNotValidError), cached."""
+    return validate_email(f"a@{domain}", check_deliverability=False).ascii_domain
+
+
 def normalize_email(raw: str) -> str:
     """Validate syntax (IDN accepted) and return the normalized address; raise FieldError."""
     text = unicodedata.normalize("NFKC", raw or "").strip()
     if not text:
         return ""
+    local, at, domain = text.rpartition("@")
+    if at and domain.isascii() and len(local) <= 64 and len(text) <= 254 and _SIMPLE_LOCAL.fullmatch(local):
+        try:
+            return f"{local}@{_normalized_domain(domain.lower())}"
+        except EmailNotValidError as exc:
+            raise FieldError("email", _("Not a valid email address: %(reason)s")
+                             % {"reason": str(exc).replace("a@", "")}) from exc
     try:
         result = validate_email(text, check_deliverability=False, allow_smtputf8=True)
     except EmailNotValidError as exc:
