@@ -11,16 +11,21 @@ SESSION_LANGUAGE = "tayori_language"
 
 
 class LanguageMiddleware:
-    """Activates the operator's chosen language (session), else Japanese."""
+    """Activates the chosen language: the session's choice, else the operator's, else the
+    workspace's, else Japanese. Runs after WorkspaceMiddleware."""
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
-        lang = None
-        if hasattr(request, "session"):
-            lang = request.session.get(SESSION_LANGUAGE)
-        lang = lang if lang in ("ja", "en") else "ja"
+        user = getattr(request, "user", None)
+        workspace = getattr(request, "workspace", None)
+        candidates = [
+            request.session.get(SESSION_LANGUAGE) if hasattr(request, "session") else None,
+            getattr(user, "language", None) if user is not None and user.is_authenticated else None,
+            workspace.language if workspace is not None else None,
+        ]
+        lang = next((c for c in candidates if c in ("ja", "en")), "ja")
         translation.activate(lang)
         request.LANGUAGE_CODE = lang
         response = self.get_response(request)
