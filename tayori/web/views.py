@@ -21,7 +21,7 @@ from tayori.web import auth
 
 
 class LoginForm(forms.Form):
-    email = forms.EmailField(label=gettext_lazy("Email"))
+    email = forms.EmailField(label=gettext_lazy("Email address"))
     password = forms.CharField(label=gettext_lazy("Password"), widget=forms.PasswordInput)
 
 
