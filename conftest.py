@@ -17,6 +17,15 @@ PASSWORD = "correct horse battery"
 
 
 @pytest.fixture(autouse=True)
+def _huey_immediate():
+    # pytest-django loads the settings before this file runs, so the environment default above
+    # arrives too late for huey's settings; switch the instance itself.
+    from huey.contrib.djhuey import HUEY
+
+    HUEY.immediate = True
+
+
+@pytest.fixture(autouse=True)
 def _fast_hashing(settings):
     # Argon2 is the production hasher; tests only need a correct one.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
