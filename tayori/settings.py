@@ -31,6 +31,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "huey.contrib.djhuey",
+    "ninja",  # serves the API docs' Swagger UI from local static files, not a CDN
     "tayori.accounts",
     "tayori.members",
     "tayori.web",
