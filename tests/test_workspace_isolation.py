@@ -1,0 +1,343 @@
+"""No UI route reads or writes another workspace's rows.
+
+Every row type of every Tayori app is created in ``other_workspace``; an Owner of ``workspace``
+then requests every UI route that takes an object id, with the other workspace's ids, by GET and
+by POST. Each must answer 404 (or 403; 405 for a GET on a POST-only route), and afterwards every
+row of the other workspace must be exactly as it was. Routes with several ids are also tried
+with only one foreign id among the operator's own objects, which catches a view that scopes the
+outer object and trusts the inner one.
+
+Routes are read from the URL resolver, so new routes are covered the day they are added. To
+cover one, say which object each of its kwargs means:
+
+- a kwarg name that always means the same kind of object (``member_pk``, ``role_id``…) goes in
+  ``KWARG_MODELS``;
+- a generic ``pk`` or ``id`` kwarg goes in ``ROUTE_PK_MODELS`` under the route's URL name;
+- a kwarg that is not an object id (``direction``) gets a valid value in ``PLAIN_VALUES``.
+
+A route that serves an object only in some state (an import job with an error report) maps to a
+named variant in ``FACTORIES`` instead of a model. A new model needs a factory in ``FACTORIES`` (and, if it has no ``workspace`` field, its path to
+the workspace in ``SCOPES``). Unknown kwargs and models fail the tests, so nobody forgets.
+"""
+
+import os
+from datetime import timedelta
+from types import SimpleNamespace
+
+import pytest
+from django.apps import apps
+from django.core.exceptions import FieldDoesNotExist
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.utils import timezone
+
+from conftest import make_operator
+from tayori.accounts.models import (
+    ApiKey,
+    AuditEvent,
+    IPRule,
+    Membership,
+    Operator,
+    Role,
+    Workspace,
+)
+from tayori.members.models import (
+    Attribute,
+    ConsentRecord,
+    Job,
+    ListMembership,
+    Member,
+    MemberList,
+    Segment,
+    Suppression,
+)
+
+SKIPPED_INCLUDES = ("api/",)  # the REST API has its own isolation tests
+
+KWARG_MODELS = {
+    "membership_id": Membership,
+    "role_id": Role,
+    "key_id": ApiKey,
+    "rule_id": IPRule,
+    "member_pk": Member,
+    "list_pk": MemberList,
+    "consent_pk": ConsentRecord,
+}
+
+ROUTE_PK_MODELS = {
+    "members:detail": Member,
+    "members:edit": Member,
+    "members:delete": Member,
+    "members:add-to-list": Member,
+    "members:remove-from-list": Member,
+    "members:consent-add": Member,
+    "members:consent-withdraw": Member,
+    "members:attribute-edit": Attribute,
+    "members:attribute-delete": Attribute,
+    "members:attribute-move": Attribute,
+    "members:list-detail": MemberList,
+    "members:list-edit": MemberList,
+    "members:list-delete": MemberList,
+    "members:list-add-members": MemberList,
+    "members:list-remove-member": MemberList,
+    "members:job": Job,
+    "members:job-mapping": Job,
+    "members:job-progress": Job,
+    "members:job-errors": "import job with an error report",
+    "members:job-download": Job,
+    "members:suppression-delete": Suppression,
+}
+GENERIC_KWARGS = ("pk", "id")
+
+PLAIN_VALUES = {"direction": "up"}
+
+# What a hostile form might send: plausible values for the fields Tayori's forms use.
+POST_DATA = {
+    "name": "Taken over", "label": "Taken over", "key": "taken_over", "email": "x@example.jp",
+    "phone": "09012345678", "status": "blocked", "permissions": ["members.view"],
+    "cidr": "0.0.0.0/0", "note": "x", "reason": "x", "method": "web", "emails": "x@example.jp",
+    "confirm": "on",
+}
+
+
+# --- rows in a workspace ---------------------------------------------------------------------
+
+JOB_FILES = SimpleNamespace(directory=None)
+
+
+@pytest.fixture(autouse=True)
+def _job_files(tmp_path):
+    JOB_FILES.directory = str(tmp_path)
+    yield
+    JOB_FILES.directory = None
+
+
+def _operator_row(workspace, tag):
+    return make_operator(workspace, f"{tag}-{workspace.slug}@example.jp", "Viewer")
+
+
+def _membership(workspace, tag, objects):
+    seat_holder = make_operator(workspace, f"seat-{tag}-{workspace.slug}@example.jp",
+                                objects[Role].name)
+    return Membership.objects.get(workspace=workspace, operator=seat_holder)
+
+
+def _member(workspace, tag):
+    return Member.objects.create(workspace=workspace, email=f"{tag}@{workspace.slug}.example.jp",
+                                 phone="+819012345678", attributes={"plan": "gold"})
+
+
+def _list_membership(workspace, tag, objects):
+    return ListMembership.objects.create(member_list=objects[MemberList], member=objects[Member])
+
+
+def _consent(workspace, tag, objects):
+    return ConsentRecord.objects.create(workspace=workspace, member=objects[Member], method="web")
+
+
+def _job(workspace, tag, kind):
+    path = os.path.join(JOB_FILES.directory, f"{workspace.slug}-{tag}-{kind}.csv")
+    with open(path, "w", encoding="utf-8") as out:
+        out.write("line,column,reason\n2,email,secret of " + workspace.slug + "\n")
+    return Job.objects.create(workspace=workspace, kind=kind, state=Job.State.DONE,
+                              file_name=f"{tag}.csv", output_path=path, total=1, processed=1)
+
+
+# Model (or a named variant) -> factory(workspace, tag[, objects made so far]); the order matters for dependencies.
+FACTORIES = {
+    Role: lambda ws, tag: Role.objects.create(workspace=ws, name=f"Custom {tag}",
+                                              permissions=["members.view"]),
+    Operator: _operator_row,
+    Membership: _membership,
+    AuditEvent: lambda ws, tag: AuditEvent.objects.create(workspace=ws, action="login",
+                                                          target=tag),
+    # Open to all IPv4 so the test client (127.0.0.1) is let in.
+    IPRule: lambda ws, tag: IPRule.objects.create(workspace=ws, cidr="0.0.0.0/0", note=tag),
+    ApiKey: lambda ws, tag: ApiKey.issue(ws, f"key {tag}", ["members.view"])[0],
+    Attribute: lambda ws, tag: Attribute.objects.create(workspace=ws, key=f"plan_{tag}",
+                                                        label="Plan"),
+    Member: _member,
+    MemberList: lambda ws, tag: MemberList.objects.create(workspace=ws, name=f"List {tag}"),
+    ListMembership: _list_membership,
+    ConsentRecord: _consent,
+    Suppression: lambda ws, tag: Suppression.objects.create(
+        workspace=ws, value=f"{tag}@blocked.example.jp", reason="complaint",
+        expires_at=timezone.now() + timedelta(days=30)),
+    Segment: lambda ws, tag: Segment.objects.create(workspace=ws, name=f"Segment {tag}"),
+    Job: lambda ws, tag: _job(ws, tag, Job.Kind.EXPORT),
+    # Some routes only serve an object in a particular state; a variant provides one, so that a
+    # view that forgot the workspace would really hand it out.
+    "import job with an error report": lambda ws, tag: _job(ws, tag, Job.Kind.IMPORT),
+}
+
+# How to find a workspace's rows of a model that has no ``workspace`` field.
+SCOPES = {
+    Operator: "memberships__workspace",
+    ListMembership: "member_list__workspace",
+}
+NOT_WORKSPACE_DATA = {Workspace}  # checked as a row of its own below
+
+
+def tayori_models():
+    return [m for m in apps.get_models() if m.__module__.startswith("tayori.")]
+
+
+def scope_of(model) -> str:
+    if model in SCOPES:
+        return SCOPES[model]
+    try:
+        model._meta.get_field("workspace")
+    except FieldDoesNotExist:
+        raise LookupError(f"{model.__name__}: no workspace field and no entry in SCOPES") from None
+    return "workspace"
+
+
+def make_rows(workspace, tag) -> dict:
+    objects = {}
+    for model, factory in FACTORIES.items():
+        args = (workspace, tag, objects) if factory.__code__.co_argcount == 3 else (workspace, tag)
+        objects[model] = factory(*args)
+    return objects
+
+
+def snapshot(workspace) -> dict:
+    rows = {"Workspace": list(Workspace.objects.filter(pk=workspace.pk).values())}
+    for model in tayori_models():
+        if model in NOT_WORKSPACE_DATA:
+            continue
+        query = model.objects.filter(**{scope_of(model): workspace}).distinct()
+        rows[model.__name__] = list(query.order_by("pk").values())
+    return rows
+
+
+# --- routes ----------------------------------------------------------------------------------
+
+def routes_with_kwargs():
+    """(url name, kwarg names) of every UI route that takes kwargs."""
+    found = []
+
+    def walk(patterns, prefix="", namespace=""):
+        for entry in patterns:
+            route = prefix + str(entry.pattern)
+            if isinstance(entry, URLResolver):
+                if route in SKIPPED_INCLUDES:
+                    continue
+                inner = f"{namespace}{entry.namespace}:" if entry.namespace else namespace
+                walk(entry.url_patterns, route, inner)
+            elif isinstance(entry, URLPattern):
+                kwargs = list(entry.pattern.regex.groupindex)
+                if kwargs:
+                    found.append((f"{namespace}{entry.name}", route, kwargs))
+
+    walk(get_resolver().url_patterns)
+    return found
+
+
+def model_for(url_name: str, kwarg: str):
+    if kwarg in KWARG_MODELS:
+        return KWARG_MODELS[kwarg]
+    if kwarg in GENERIC_KWARGS:
+        return ROUTE_PK_MODELS.get(url_name)
+    return None
+
+
+def unmapped() -> list[str]:
+    problems = []
+    for url_name, route, kwargs in routes_with_kwargs():
+        for kwarg in kwargs:
+            if kwarg not in PLAIN_VALUES and model_for(url_name, kwarg) is None:
+                problems.append(f"{route} ({url_name}): kwarg {kwarg!r} is not mapped")
+    return problems
+
+
+def kwarg_sets(url_name, kwargs, foreign, own):
+    """All-foreign ids, then (with several ids) each id foreign alone among own objects."""
+    ids = [k for k in kwargs if k not in PLAIN_VALUES]
+    plain = {k: PLAIN_VALUES[k] for k in kwargs if k in PLAIN_VALUES}
+
+    def build(foreign_ids):
+        values = dict(plain)
+        for kwarg in ids:
+            source = foreign if kwarg in foreign_ids else own
+            values[kwarg] = source[model_for(url_name, kwarg)].pk
+        return values
+
+    yield build(set(ids))
+    if len(ids) > 1:
+        for kwarg in ids:
+            yield build({kwarg})
+
+
+# --- tests -----------------------------------------------------------------------------------
+
+def test_every_model_has_a_factory_and_a_workspace_scope():
+    models = set(tayori_models()) - NOT_WORKSPACE_DATA
+    made = {key for key in FACTORIES if not isinstance(key, str)}
+    assert sorted(m.__name__ for m in models - made) == []
+    for model in models:
+        scope_of(model)
+
+
+def test_every_route_kwarg_is_mapped_to_an_object():
+    assert unmapped() == []
+
+
+def test_the_route_table_names_only_routes_that_exist():
+    names = {url_name for url_name, _route, _kwargs in routes_with_kwargs()}
+    assert sorted(set(ROUTE_PK_MODELS) - names) == []
+
+
+@pytest.fixture(params=["stranger", "member of both"])
+def signed_in_owner(request, client, owner, other_workspace):
+    """An Owner of ``workspace``; in the second case also an Owner of the other workspace,
+    with ``workspace`` chosen, so a view that asks 'may this operator see that workspace?'
+    instead of 'is it the current one?' is caught too."""
+    if request.param == "member of both":
+        Membership.objects.create(workspace=other_workspace, operator=owner,
+                                  role=Role.objects.get(workspace=other_workspace, name="Owner"))
+    client.force_login(owner)
+    return client
+
+
+def test_no_ui_route_reaches_another_workspaces_rows(signed_in_owner, workspace,
+                                                     other_workspace, outsider):
+    assert unmapped() == [], "map every kwarg first (see the module docstring)"
+    client = signed_in_owner
+    own = make_rows(workspace, "own")
+    foreign = make_rows(other_workspace, "theirs")
+    before = snapshot(other_workspace)
+    failures, tried = [], 0
+    for url_name, _route, kwargs in routes_with_kwargs():
+        for values in kwarg_sets(url_name, kwargs, foreign, own):
+            url = reverse(url_name, kwargs=values)
+            get = client.get(url)
+            post = client.post(url, POST_DATA)
+            tried += 1
+            if get.status_code not in (403, 404, 405):
+                failures.append(f"GET {url} ({url_name}) answered {get.status_code}")
+            if post.status_code not in (403, 404):
+                failures.append(f"POST {url} ({url_name}) answered {post.status_code}")
+    assert failures == []
+    assert tried >= len(routes_with_kwargs())
+    after = snapshot(other_workspace)
+    changed = [name for name in before if before[name] != after[name]]
+    assert changed == [], f"rows of the other workspace changed: {changed}"
+
+
+def test_the_owner_can_reach_their_own_objects(owner_client, workspace):
+    """The same requests with the operator's own ids do reach the views (the 404s above are
+    not an accident of how the test builds URLs)."""
+    own = make_rows(workspace, "own")
+    reached = 0
+    for url_name, _route, kwargs in routes_with_kwargs():
+        values = next(kwarg_sets(url_name, kwargs, own, own))
+        if owner_client.get(reverse(url_name, kwargs=values)).status_code in (200, 302, 405):
+            reached += 1
+    assert reached == len(routes_with_kwargs())
+
+
+def test_kwarg_sets_try_one_foreign_id_at_a_time():
+    foreign = {Member: type("Row", (), {"pk": 1}), MemberList: type("Row", (), {"pk": 2})}
+    own = {Member: type("Row", (), {"pk": 10}), MemberList: type("Row", (), {"pk": 20})}
+    sets = list(kwarg_sets("members:list-remove-member", ["pk", "member_pk"], foreign, own))
+    assert sets == [{"pk": 2, "member_pk": 1}, {"pk": 2, "member_pk": 10},
+                    {"pk": 20, "member_pk": 1}]
