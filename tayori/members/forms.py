@@ -45,7 +45,7 @@ class MemberForm(forms.Form):
                             widget=forms.TextInput(attrs={"inputmode": "email",
                                                           "autocomplete": "off"}))
     phone = forms.CharField(label=_("Phone"), required=False, max_length=40,
-                            widget=forms.TextInput(attrs={"type": "tel", "autocomplete": "off"}))
+                            widget=forms.TextInput(attrs={"inputmode": "tel", "autocomplete": "off"}))
     status = forms.CharField(label=_("Status"), required=False,
                              widget=forms.Select(choices=Member.Status.choices))
 
