@@ -26,6 +26,11 @@ def navigation(context):
                           "active": request.path.startswith(url) and url != "/"})
         if links:
             sections.append({"title": title, "links": links})
+    # /members/ prefixes /members/lists/ too: only the longest matching link is the current one.
+    current = max((link["url"] for s in sections for link in s["links"] if link["active"]),
+                  key=len, default=None)
+    for link in (link for s in sections for link in s["links"]):
+        link["active"] = link["url"] == current
     return {"sections": sections}
 
 
