@@ -1,7 +1,8 @@
 import pytest
 from django.urls import reverse
 
-from tayori.accounts.models import AuditEvent
+from conftest import make_operator
+from tayori.accounts.models import AuditEvent, Role
 from tayori.members.models import ListMembership, Member, MemberList
 
 
@@ -81,6 +82,21 @@ def test_an_empty_paste_is_refused_on_the_field(owner_client, vip):
                                  {"emails": "\n \n"})
     assert response.status_code == 400
     assert list(response.context["paste_form"].errors) == ["emails"]
+
+
+def test_an_editor_who_may_not_see_emails_cannot_look_members_up_by_pasting_them(
+        client, workspace, vip, taro):
+    role = Role.objects.create(workspace=workspace, name="Clerk",
+                               permissions=["members.view", "members.edit"])
+    clerk = make_operator(workspace, "clerk@sample.jp", "Viewer")
+    clerk.memberships.update(role=role)
+    client.force_login(clerk)
+    response = client.post(reverse("members:list-add-members", args=[vip.pk]),
+                           {"emails": "Taro@example.jp\nnobody@example.jp"})
+    assert response.status_code == 403
+    assert response.context["report"] is None
+    assert "may not see email addresses" in response.context["paste_form"].errors["emails"][0]
+    assert not ListMembership.objects.exists()
 
 
 def test_the_list_page_shows_its_members_paginated_and_masked(owner_client, teammate,
