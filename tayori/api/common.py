@@ -42,7 +42,7 @@ def errors(*statuses: int) -> dict:
 
 
 class InSchema(Schema):
-    """A request body: surrounding whitespace is dropped before lengths are checked, so a name
-    of spaces counts as empty."""
+    """A request body. Unknown fields are refused, so a misspelt one is never silently ignored;
+    surrounding whitespace is dropped before lengths are checked, so a name of spaces is empty."""
 
-    model_config = {"str_strip_whitespace": True}
+    model_config = {"str_strip_whitespace": True, "extra": "forbid"}

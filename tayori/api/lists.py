@@ -43,7 +43,7 @@ class ListPatch(InSchema):
     description: str | None = Field(None, max_length=5000)
 
 
-class MemberIds(Schema):
+class MemberIds(InSchema):
     member_ids: list[Annotated[int, Field(ge=1, le=MAX_ID)]] = Field(
         ..., min_length=1, max_length=ADD_MAX, description=f"Up to {ADD_MAX:,} member ids of this workspace.")
 

@@ -17,7 +17,7 @@ from ninja.responses import Status
 
 from tayori.accounts import audit
 from tayori.api.auth import can, require_pii, requires
-from tayori.api.common import MAX_ID, aware, errors, get_scoped
+from tayori.api.common import MAX_ID, InSchema, aware, errors, get_scoped
 from tayori.api.errors import (
     CORE_FIELDS,
     ApiError,
@@ -56,7 +56,7 @@ class MemberOut(Schema):
     updated_at: dt.datetime
 
 
-class MemberIn(Schema):
+class MemberIn(InSchema):
     """A member as sent by a client. Either an email address or a phone number is required."""
 
     email: str | None = Field(None, max_length=320, description="Validated and normalized; "
@@ -70,7 +70,7 @@ class MemberIn(Schema):
     model_config = {"json_schema_extra": {"examples": [_EXAMPLE]}}
 
 
-class MemberPatch(Schema):
+class MemberPatch(InSchema):
     """Only the fields sent change. An attribute set to null is cleared."""
 
     email: str | None = Field(None, max_length=320)
@@ -97,7 +97,7 @@ class LookupParams(Schema):
     phone: str | None = Field(None, max_length=40, description="Find the member with this number.")
 
 
-class ConsentEvidence(Schema):
+class ConsentEvidence(InSchema):
     """Recorded as a consent row for every member the call creates (特定電子メール法)."""
 
     method: str = Field("api", min_length=1, max_length=100, description="How consent was given.")
@@ -106,7 +106,7 @@ class ConsentEvidence(Schema):
                                  description="Version of the consent text the member agreed to.")
 
 
-class BulkIn(Schema):
+class BulkIn(InSchema):
     mode: BulkMode = Field("upsert", description=(
         "`upsert` creates or updates (matched by email, else phone); `add` only creates; "
         "`update` only changes existing members; `unsubscribe` marks matched members "

@@ -1,6 +1,7 @@
 """The v1 API object: routers under /api/v1/, the JSON body parser, error handlers, and the
 response headers every call carries (rate limit, language)."""
 
+import datetime as dt
 from functools import wraps
 
 from django.http import Http404, HttpRequest, HttpResponse
@@ -8,6 +9,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from ninja import NinjaAPI
 from ninja.renderers import JSONRenderer
+from ninja.responses import NinjaJSONEncoder
 
 from tayori.api import attributes, consents, errors, lists, members, segments, suppressions
 from tayori.api.errors import ApiError
@@ -116,7 +118,17 @@ def _as_json(api: TayoriAPI, request, response: HttpResponse) -> HttpResponse:
     return converted
 
 
+class TayoriEncoder(NinjaJSONEncoder):
+    def default(self, o):
+        if isinstance(o, dt.datetime) and timezone.is_aware(o):
+            # In the workspace's zone (activated by KeyAuth), with its offset: unambiguous, and
+            # the same clock the operators see in the UI.
+            o = timezone.localtime(o)
+        return super().default(o)
+
+
 class TayoriRenderer(JSONRenderer):
+    encoder_class = TayoriEncoder
     json_dumps_params = {"ensure_ascii": False}  # Japanese text as UTF-8, not \\u escapes
 
 
