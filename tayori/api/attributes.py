@@ -76,6 +76,10 @@ class AttributePatch(InSchema):
     position: int | None = Field(None, ge=0, le=2**31 - 1)
 
 
+class AttributeList(Schema):
+    items: list[AttributeOut]
+
+
 def _scoped(request, key: str) -> Attribute:
     attribute = Attribute.objects.filter(workspace=request.workspace, key=key).first()
     if attribute is None:
@@ -110,7 +114,7 @@ def _choices_ok(choices: list[str] | None) -> None:
                            field=f"choices.{index}")
 
 
-@router.get("", response={200: dict[str, list[AttributeOut]], **errors()},
+@router.get("", response={200: AttributeList, **errors()},
             summary="The attribute schema", **requires("members.view"))
 def list_attributes(request):
     """Every attribute of the workspace in display order (a workspace has tens, not thousands,

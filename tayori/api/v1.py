@@ -49,6 +49,11 @@ class TayoriAPI(NinjaAPI):
                                            temporal_response=temporal_response)
         return _decorate(request, response)
 
+    def get_openapi_operation_id(self, operation) -> str:
+        # "members_bulk_upsert", "lists_add_members": stable names for generated clients.
+        module = operation.view_func.__module__.rsplit(".", 1)[-1]
+        return f"{module}_{operation.view_func.__name__}"
+
     def get_openapi_schema(self, *args, **kwargs):
         schema = super().get_openapi_schema(*args, **kwargs)
         for operations in schema.get("paths", {}).values():

@@ -73,3 +73,10 @@ def test_the_docs_page_is_served(client, db):
     response = client.get("/api/docs")
     assert response.status_code == 200
     assert b"/api/openapi.json" in response.content
+
+
+def test_operation_ids_are_unique_and_readable(client, db):
+    spec = client.get("/api/openapi.json").json()
+    ids = [op["operationId"] for methods in spec["paths"].values() for op in methods.values()]
+    assert len(ids) == len(set(ids))
+    assert "members_bulk_upsert" in ids and "lists_add_members" in ids
