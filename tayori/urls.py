@@ -2,7 +2,7 @@
 
 from django.urls import include, path
 
-from tayori.web import views
+from tayori.web import password, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -13,6 +13,7 @@ urlpatterns = [
     path("workspace/switch/", views.switch_workspace, name="switch-workspace"),
     path("workspace/none/", views.no_workspace, name="workspace-none"),
     path("account/two-factor/", views.two_factor, name="two-factor"),
+    path("account/password/", password.password_change, name="password-change"),
     path("healthz", views.health, name="health"),
     path("members/", include("tayori.members.urls")),
     path("workspace/", include("tayori.accounts.urls")),

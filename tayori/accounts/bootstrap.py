@@ -21,8 +21,15 @@ def create_workspace(name: str, slug: str | None = None) -> Workspace:
 
 
 @transaction.atomic
-def create_owner(email: str, password: str, workspace_name: str) -> Operator:
-    operator = Operator.objects.create_user(username=email, email=email, password=password)
+def create_owner(email: str, password: str, workspace_name: str,
+                 must_change_password: bool = False) -> Operator:
+    """The first operator, Owner of a new workspace.
+
+    ``must_change_password`` is for a generated password that was printed to a console: the owner
+    then replaces it at the first sign-in.
+    """
+    operator = Operator.objects.create_user(username=email, email=email, password=password,
+                                            must_change_password=must_change_password)
     workspace = create_workspace(workspace_name)
     Membership.objects.create(workspace=workspace, operator=operator,
                               role=Role.objects.get(workspace=workspace, name="Owner"))

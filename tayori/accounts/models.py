@@ -48,6 +48,9 @@ class Operator(AbstractUser):
     totp_enabled = models.BooleanField(_("two-factor authentication"), default=False)
     failed_logins = models.PositiveIntegerField(default=0)
     locked_until = models.DateTimeField(null=True, blank=True)
+    # Set while the password is a one-time password someone else has seen (new operator, reset);
+    # every page then sends the operator to change it first.
+    must_change_password = models.BooleanField(_("must change password"), default=False)
 
     objects = OperatorManager()
     USERNAME_FIELD = "email"

@@ -33,7 +33,8 @@ def ensure_owner(
         return
     generated = not password
     password = password or secrets.token_urlsafe(12)
-    create_owner(email=email, password=password, workspace_name=workspace)
+    create_owner(email=email, password=password, workspace_name=workspace,
+                 must_change_password=generated)
     console.print(f"[bold]Owner account created[/]: {email}")
     if generated:
         console.print(f"Password (shown once): [bold yellow]{password}[/]")

@@ -48,7 +48,9 @@ def test_the_new_operator_can_sign_in_with_the_one_time_password(owner_client, w
     owner_client.logout()
     response = client.post(reverse("login"), {"email": "fresh@sample.jp", "password": password})
     assert response.status_code == 302
-    assert client.get(reverse("home")).status_code == 200
+    # Signed in, but held at the password page until the one-time password is replaced.
+    assert client.get(reverse("home")).url.startswith(reverse("password-change"))
+    assert client.get(reverse("password-change")).status_code == 200
 
 
 def test_it_adds_an_existing_operator_without_touching_their_password(owner_client, workspace,

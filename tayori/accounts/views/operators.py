@@ -1,6 +1,8 @@
-"""Operators page: who belongs to this workspace, with which role; add, re-role, remove, unlock.
+"""Operators page: who belongs to this workspace, with which role; add, re-role, remove, unlock,
+reset a password.
 
 A workspace always keeps at least one Owner, and only Owners can make, demote or remove Owners.
+One-time passwords (new operators, resets) are shown once and must be changed at the next sign-in.
 """
 
 import secrets
@@ -79,7 +81,7 @@ def operator_add(request: HttpRequest) -> HttpResponse:
                 password = secrets.token_urlsafe(12)
                 operator = Operator.objects.create_user(
                     username=email, email=email, password=password,
-                    display_name=form.cleaned_data["display_name"])
+                    display_name=form.cleaned_data["display_name"], must_change_password=True)
             Membership.objects.create(workspace=request.workspace, operator=operator, role=role)
             audit.record("operator.added", request=request, target=email, role=role.name,
                          new_operator=password is not None)
@@ -155,10 +157,58 @@ def operator_unlock(request: HttpRequest, membership_id: int) -> HttpResponse:
     return redirect("accounts:operators")
 
 
+def _may_manage_everywhere(request: HttpRequest, operator: Operator) -> bool:
+    """Whether the acting operator could manage ``operator`` in every workspace they belong to.
+
+    A password opens the whole account, so resetting it from one workspace must not hand over the
+    operator's seats in workspaces the actor has no say in.
+    """
+    mine = {seat.workspace_id: seat for seat in Membership.objects.select_related("role")
+            .filter(operator=request.user)}
+    for theirs in operator.memberships.select_related("role"):
+        actor = mine.get(theirs.workspace_id)
+        if actor is None or not actor.has("operators.manage") or not may_assign(actor, theirs.role):
+            return False
+    return True
+
+
+@requires("operators.manage")
+@require_POST
+@never_cache
+def operator_reset_password(request: HttpRequest, membership_id: int) -> HttpResponse:
+    seat = _seat(request, membership_id)
+    operator = seat.operator
+    if operator.pk == request.user.pk:
+        messages.error(request, _("Change your own password on the password page."))
+        return redirect("accounts:operators")
+    if not _may_manage(request, seat):
+        return redirect("accounts:operators")
+    if not _may_manage_everywhere(request, operator):
+        messages.error(request, _("%(email)s also belongs to workspaces you do not manage; only "
+                                  "they can change their password.") % {"email": operator.email})
+        return redirect("accounts:operators")
+    password = secrets.token_urlsafe(12)
+    with transaction.atomic():
+        # A new password hash also ends the operator's open sessions; a lockout from guessing the
+        # forgotten password would only keep the new one from working.
+        operator.set_password(password)
+        operator.must_change_password = True
+        was_locked = operator.is_locked()
+        operator.locked_until, operator.failed_logins = None, 0
+        operator.save(update_fields=["password", "must_change_password", "locked_until",
+                                     "failed_logins"])
+        audit.record("operator.password_reset", request=request, target=operator.email,
+                     unlocked=was_locked)
+    return render(request, "accounts/operator_password_reset.html",
+                  {"operator": operator, "role": seat.role, "password": password})
+
+
 urlpatterns = [
     path("operators/", operator_list, name="operators"),
     path("operators/add/", operator_add, name="operator-add"),
     path("operators/<int:membership_id>/role/", operator_role, name="operator-role"),
     path("operators/<int:membership_id>/remove/", operator_remove, name="operator-remove"),
     path("operators/<int:membership_id>/unlock/", operator_unlock, name="operator-unlock"),
+    path("operators/<int:membership_id>/reset-password/", operator_reset_password,
+         name="operator-reset-password"),
 ]
