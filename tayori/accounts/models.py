@@ -76,6 +76,13 @@ class Role(models.Model):
         ordering = ["-builtin", "id"]
 
     def __str__(self):
+        return self.label
+
+    @property
+    def label(self) -> str:
+        """The name to show: built-in roles in the operator's language."""
+        if self.builtin:
+            return str(permissions.BUILTIN_ROLE_LABELS.get(self.name, self.name))
         return self.name
 
     def grants(self, code: str) -> bool:

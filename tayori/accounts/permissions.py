@@ -42,6 +42,18 @@ BUILTIN_ROLES: dict[str, frozenset[str]] = {
 }
 
 
+# Built-in role names are stored in English (stable keys for the API and tests) and shown
+# translated.
+BUILTIN_ROLE_LABELS = {
+    "Owner": _("Owner"),
+    "Admin": _("Admin"),
+    "Editor": _("Editor"),
+    "Approver": _("Approver"),
+    "Analyst": _("Analyst"),
+    "Viewer": _("Viewer"),
+}
+
+
 def validate(codes) -> list[str]:
     """Return the codes sorted, raising ValueError on one that is not a permission."""
     unknown = sorted(set(codes) - ALL)
