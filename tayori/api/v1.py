@@ -72,7 +72,7 @@ class TayoriAPI(NinjaAPI):
             if hasattr(pattern, "callback"):
                 pattern.callback = json_only(self, pattern.callback)
                 # For the project-wide URL walk: the spec and docs are public; every operation
-                # declares its permission with KeyAuth (tests/test_permissions.py checks each).
+                # declares its permission with KeyAuth (tayori/api/tests/test_operations.py checks each).
                 pattern.callback.tayori_permission = (
                     "public" if pattern.name in ("openapi-json", "openapi-view", "api-root")
                     else "api-key")
@@ -140,7 +140,6 @@ class TayoriRenderer(JSONRenderer):
 api = TayoriAPI(title="Tayori API", version="1", urls_namespace="api", docs_url="/docs",
                 description=DESCRIPTION, parser=TayoriParser(), renderer=TayoriRenderer())
 errors.install(api)
-
 
 api.add_router("/v1/members", members.router)
 api.add_router("/v1/members", consents.router)
