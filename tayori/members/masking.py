@@ -9,7 +9,9 @@ def mask_email(email: str) -> str:
     if not email:
         return ""
     local, _at, domain = email.rpartition("@")
-    return f"{local[:2]}***@{domain}"
+    # Never reveal a whole local part: short ones keep one character, others two.
+    shown = 1 if len(local) <= 3 else 2
+    return f"{local[:shown]}***@{domain}"
 
 
 def mask_phone(phone: str) -> str:
