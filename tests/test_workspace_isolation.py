@@ -85,6 +85,10 @@ ROUTE_PK_MODELS = {
     "members:job-errors": "import job with an error report",
     "members:job-download": Job,
     "members:suppression-delete": Suppression,
+    "members:segment": Segment,
+    "members:segment-edit": Segment,
+    "members:segment-delete": Segment,
+    "members:segment-count": Segment,
 }
 GENERIC_KWARGS = ("pk", "id")
 

@@ -1,0 +1,365 @@
+/* Tayori segment builder.
+ *
+ * Edits a condition tree — AND/OR groups of field / operator / value rows — and keeps it as JSON
+ * in the form's hidden "definition" input, so operators never write JSON. What each field offers
+ * (operators, value shape, choices) comes from the page's "segment-catalog" data; the server
+ * validates, counts and saves. After every change the body receives a "segment-changed" event,
+ * which makes htmx refresh the live count.
+ */
+(function () {
+  "use strict";
+
+  var CHOICE_KINDS = ["choice", "multi_choice", "status"];
+  var DATE_KINDS = ["date", "datetime", "created_at"];
+  var MEMBER_FIELDS = ["email", "phone", "status", "created_at", "list", "segment"];
+  var MAX_GROUP_DEPTH = 4;
+
+  function readData(id) {
+    var node = document.getElementById(id);
+    return node ? JSON.parse(node.textContent) : null;
+  }
+
+  function el(tag, attrs, children) {
+    var node = document.createElement(tag);
+    Object.keys(attrs || {}).forEach(function (key) {
+      var value = attrs[key];
+      if (value === undefined || value === null || value === false) return;
+      if (key === "text") node.textContent = value;
+      else if (key === "className") node.className = value;
+      else if (key.indexOf("on") === 0) node.addEventListener(key.slice(2), value);
+      else node.setAttribute(key, value === true ? "" : value);
+    });
+    (children || []).forEach(function (child) {
+      if (child) node.appendChild(child);
+    });
+    return node;
+  }
+
+  function Builder(root) {
+    this.root = root;
+    this.output = document.getElementById(root.dataset.output);
+    this.catalog = readData("segment-catalog");
+    this.text = readData("segment-text");
+    this.errors = {};
+    var self = this;
+    (readData("segment-errors") || []).forEach(function (error) {
+      (self.errors[error.where] = self.errors[error.where] || []).push(error.message);
+    });
+    this.fields = {};
+    this.catalog.fields.forEach(function (field) {
+      self.fields[field.name] = field;
+    });
+    this.tree = this.group(readData("segment-definition"));
+  }
+
+  Builder.prototype.group = function (node) {
+    var self = this;
+    if (!node || typeof node !== "object" || !Array.isArray(node.conditions)) {
+      return { op: "and", conditions: [] };
+    }
+    return {
+      op: node.op === "or" ? "or" : "and",
+      conditions: node.conditions.map(function (child) {
+        if (child && typeof child === "object" && Array.isArray(child.conditions)) {
+          return self.group(child);
+        }
+        return Object.assign({}, child);
+      }),
+    };
+  };
+
+  // ---- what a field and an operator expect ---------------------------------------------------
+
+  Builder.prototype.operator = function (field, code) {
+    return field.operators.filter(function (op) { return op.code === code; })[0];
+  };
+
+  Builder.prototype.available = function (field) {
+    if (field.kind === "list") return this.catalog.lists.length > 0;
+    if (field.kind === "segment") return this.catalog.segments.length > 0;
+    return true;
+  };
+
+  Builder.prototype.references = function (field) {
+    return field.kind === "list" ? this.catalog.lists : this.catalog.segments;
+  };
+
+  Builder.prototype.emptyValue = function (field, shape) {
+    if (shape === "none") return undefined;
+    if (shape === "pair") return ["", ""];
+    if (shape === "many") return [];
+    if (shape === "days") return "7";
+    if (shape === "ref") {
+      var refs = this.references(field);
+      return refs.length ? refs[0].id : "";
+    }
+    if (CHOICE_KINDS.indexOf(field.kind) >= 0) return field.choices[0] || "";
+    return "";
+  };
+
+  Builder.prototype.newCondition = function () {
+    var names = Object.keys(this.fields).filter(function (name) {
+      return this.available(this.fields[name]);
+    }, this);
+    // Start on the first attribute if there is one: it is what segments are usually about.
+    var name = names.filter(function (n) { return MEMBER_FIELDS.indexOf(n) < 0; })[0] || "status";
+    if (!this.fields[name]) name = names[0];
+    var field = this.fields[name];
+    var op = field.operators[0];
+    return { field: name, operator: op.code, value: this.emptyValue(field, op.shape) };
+  };
+
+  // ---- output --------------------------------------------------------------------------------
+
+  Builder.prototype.serialize = function (node) {
+    var self = this;
+    if (Array.isArray(node.conditions)) {
+      return { op: node.op, conditions: node.conditions.map(function (c) { return self.serialize(c); }) };
+    }
+    var leaf = { field: node.field, operator: node.operator };
+    if (node.value !== undefined) leaf.value = node.value;
+    return leaf;
+  };
+
+  Builder.prototype.changed = function (quiet) {
+    this.output.value = JSON.stringify(this.serialize(this.tree));
+    if (!quiet) document.body.dispatchEvent(new CustomEvent("segment-changed"));
+  };
+
+  Builder.prototype.rebuild = function () {
+    this.render();
+    this.changed();
+  };
+
+  // ---- rendering -----------------------------------------------------------------------------
+
+  Builder.prototype.render = function () {
+    var focusPath = document.activeElement && document.activeElement.dataset
+      ? document.activeElement.dataset.focus : null;
+    this.root.replaceChildren(this.renderGroup(this.tree, null, []));
+    if (this.errors[""]) {
+      this.root.prepend(el("div", { className: "errors", role: "alert" },
+        this.errors[""].map(function (m) { return el("p", { text: m }); })));
+    }
+    if (focusPath) {
+      var again = this.root.querySelector('[data-focus="' + focusPath + '"]');
+      if (again) again.focus();
+    }
+  };
+
+  Builder.prototype.messages = function (path) {
+    var list = this.errors[path.join(".")];
+    return (list || []).map(function (m) { return el("small", { className: "error", text: m }); });
+  };
+
+  Builder.prototype.renderGroup = function (group, parent, path) {
+    var self = this;
+    var key = path.join(".") || "root";
+    var join = el("select", {
+      "aria-label": this.text.operator, "data-focus": "join-" + key,
+      onchange: function () { group.op = this.value; self.rebuild(); },
+    }, [
+      el("option", { value: "and", text: this.text.all, selected: group.op === "and" }),
+      el("option", { value: "or", text: this.text.any, selected: group.op === "or" }),
+    ]);
+    var head = el("div", { className: "seg-head" }, [join]);
+    if (parent) {
+      head.appendChild(el("button", {
+        type: "button", className: "link", text: "✕ " + this.text.removeGroup,
+        onclick: function () {
+          parent.conditions.splice(parent.conditions.indexOf(group), 1);
+          self.rebuild();
+        },
+      }));
+    }
+    var body = el("div", { className: "seg-body" });
+    group.conditions.forEach(function (child, index) {
+      var childPath = path.concat([index + 1]);
+      if (index > 0) {
+        body.appendChild(el("div", { className: "seg-join", text: group.op === "or" ? "OR" : "AND" }));
+      }
+      body.appendChild(Array.isArray(child.conditions)
+        ? self.renderGroup(child, group, childPath)
+        : self.renderRow(child, group, childPath));
+    });
+    if (!parent && !group.conditions.length) {
+      body.appendChild(el("p", { className: "muted", text: this.text.empty }));
+    }
+    var actions = el("div", { className: "seg-actions" }, [
+      el("button", {
+        type: "button", text: "+ " + this.text.addCondition, "data-focus": "add-" + key,
+        onclick: function () { group.conditions.push(self.newCondition()); self.rebuild(); },
+      }),
+      path.length < MAX_GROUP_DEPTH ? el("button", {
+        type: "button", text: "+ " + this.text.addGroup,
+        onclick: function () {
+          group.conditions.push({ op: group.op === "and" ? "or" : "and", conditions: [self.newCondition()] });
+          self.rebuild();
+        },
+      }) : null,
+    ]);
+    var box = el("fieldset", {
+      className: "seg-group" + (this.errors[path.join(".")] && path.length ? " has-error" : ""),
+    }, [head, body, actions].concat(path.length ? this.messages(path) : []));
+    return box;
+  };
+
+  Builder.prototype.renderRow = function (leaf, group, path) {
+    var self = this;
+    var key = path.join(".");
+    var remove = el("button", {
+      type: "button", className: "link", title: this.text.removeCondition,
+      "aria-label": this.text.removeCondition, text: "✕",
+      onclick: function () {
+        group.conditions.splice(group.conditions.indexOf(leaf), 1);
+        self.rebuild();
+      },
+    });
+    var field = this.fields[leaf.field];
+    var row = el("div", { className: "seg-row" + (this.errors[key] ? " has-error" : "") });
+    if (!field) {
+      // A field this viewer may not use, or one deleted since: keep the condition as it is so
+      // that saving reports it instead of silently dropping it.
+      row.appendChild(el("span", { text: this.text.unknownField.replace("%(field)s", leaf.field) }));
+      row.appendChild(remove);
+      this.messages(path).forEach(function (m) { row.appendChild(m); });
+      return row;
+    }
+    row.appendChild(this.fieldSelect(leaf, key));
+    var opSelect = el("select", {
+      "aria-label": this.text.operator, "data-focus": "op-" + key,
+      onchange: function () {
+        var before = self.operator(field, leaf.operator);
+        var after = self.operator(field, this.value);
+        leaf.operator = this.value;
+        if (!before || before.shape !== after.shape) leaf.value = self.emptyValue(field, after.shape);
+        self.rebuild();
+      },
+    }, field.operators.map(function (op) {
+      return el("option", { value: op.code, text: op.label, selected: op.code === leaf.operator });
+    }));
+    row.appendChild(opSelect);
+    var op = this.operator(field, leaf.operator);
+    if (op) this.valueInputs(leaf, field, op.shape, key).forEach(function (n) { row.appendChild(n); });
+    row.appendChild(remove);
+    this.messages(path).forEach(function (m) { row.appendChild(m); });
+    return row;
+  };
+
+  Builder.prototype.fieldSelect = function (leaf, key) {
+    var self = this;
+    var member = el("optgroup", { label: this.text.member });
+    var attributes = el("optgroup", { label: this.text.attributes });
+    Object.keys(this.fields).forEach(function (name) {
+      var field = self.fields[name];
+      if (!self.available(field) && name !== leaf.field) return;
+      var option = el("option", { value: name, text: field.label, selected: name === leaf.field });
+      (MEMBER_FIELDS.indexOf(name) >= 0 ? member : attributes).appendChild(option);
+    });
+    return el("select", {
+      "aria-label": this.text.field, "data-focus": "field-" + key,
+      onchange: function () {
+        var field = self.fields[this.value];
+        var op = field.operators[0];
+        leaf.field = this.value;
+        leaf.operator = op.code;
+        leaf.value = self.emptyValue(field, op.shape);
+        self.rebuild();
+      },
+    }, attributes.children.length ? [member, attributes] : [member]);
+  };
+
+  Builder.prototype.valueInputs = function (leaf, field, shape, key) {
+    var self = this;
+    var label = this.text.value;
+    if (shape === "none") return [];
+    if (shape === "days") {
+      return [
+        el("input", {
+          type: "number", min: "0", max: "36500", step: "1", value: leaf.value, "aria-label": label,
+          "data-focus": "days-" + key, style: "width: 90px",
+          oninput: function () { leaf.value = this.value; self.changed(); },
+        }),
+        el("span", { className: "seg-join", text: this.text.days }),
+      ];
+    }
+    if (shape === "ref") {
+      return [el("select", {
+        "aria-label": label, "data-focus": "ref-" + key,
+        onchange: function () { leaf.value = parseInt(this.value, 10) || this.value; self.changed(); },
+      }, [el("option", { value: "", text: this.text.choose })].concat(
+        this.references(field).map(function (ref) {
+          return el("option", { value: ref.id, text: ref.name, selected: String(ref.id) === String(leaf.value) });
+        })))];
+    }
+    if (shape === "many") {
+      if (CHOICE_KINDS.indexOf(field.kind) >= 0) {
+        var chosen = Array.isArray(leaf.value) ? leaf.value : [];
+        return [el("div", { className: "seg-choices", role: "group", "aria-label": label },
+          field.choices.map(function (choice, i) {
+            return el("label", {}, [
+              el("input", {
+                type: "checkbox", value: choice, checked: chosen.indexOf(choice) >= 0,
+                "data-focus": "many-" + key + "-" + i,
+                onchange: function () {
+                  var boxes = this.closest(".seg-choices").querySelectorAll("input");
+                  leaf.value = Array.prototype.filter.call(boxes, function (b) { return b.checked; })
+                    .map(function (b) { return b.value; });
+                  self.changed();
+                },
+              }),
+              document.createTextNode(field.choice_labels[i] || choice),
+            ]);
+          }))];
+      }
+      return [el("textarea", {
+        rows: "3", placeholder: this.text.onePerLine, "aria-label": label, "data-focus": "many-" + key,
+        text: (Array.isArray(leaf.value) ? leaf.value : []).join("\n"),
+        oninput: function () {
+          leaf.value = this.value.split("\n").map(function (s) { return s.trim(); })
+            .filter(function (s) { return s; });
+          self.changed();
+        },
+      })];
+    }
+    if (shape === "pair") {
+      var pair = Array.isArray(leaf.value) ? leaf.value : ["", ""];
+      leaf.value = pair;
+      return [
+        this.single(field, pair[0], function (v) { pair[0] = v; self.changed(); }, key + "-0"),
+        el("span", { className: "seg-join", text: this.text.and }),
+        this.single(field, pair[1], function (v) { pair[1] = v; self.changed(); }, key + "-1"),
+      ];
+    }
+    return [this.single(field, leaf.value, function (v) { leaf.value = v; self.changed(); }, key)];
+  };
+
+  Builder.prototype.single = function (field, value, set, key) {
+    var label = this.text.value;
+    if (CHOICE_KINDS.indexOf(field.kind) >= 0) {
+      return el("select", {
+        "aria-label": label, "data-focus": "value-" + key,
+        onchange: function () { set(this.value); },
+      }, field.choices.map(function (choice, i) {
+        return el("option", { value: choice, text: field.choice_labels[i] || choice, selected: choice === value });
+      }));
+    }
+    var type = field.kind === "number" ? "number" : DATE_KINDS.indexOf(field.kind) >= 0 ? "date" : "text";
+    return el("input", {
+      type: type, step: type === "number" ? "any" : null, value: value === undefined ? "" : value,
+      "aria-label": label, "data-focus": "value-" + key,
+      oninput: function () { set(this.value); },
+    });
+  };
+
+  function start() {
+    var root = document.getElementById("segment-builder");
+    if (!root) return;
+    var builder = new Builder(root);
+    builder.render();
+    builder.changed(true);
+  }
+
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+  else start();
+})();
