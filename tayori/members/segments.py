@@ -24,8 +24,8 @@ Rules that both paths share:
   values (stored as UTC ISO text) are compared against the UTC instants where those days begin.
   "within the last N days" is today−N … today, "within the next N days" today … today+N, "more
   than N days ago" is before today−N and "less than N days ago" after today−N up to today.
-* ``anniversary_within_days`` compares month and day only (birthdays): today … today+N, across the
-  new year. A 29 February date matches in common years when the window spans 28 Feb → 1 Mar.
+* ``anniversary_within_days`` compares month and day only (birthdays on a date attribute, the
+  day a member joined on ``created_at``): today … today+N, across the new year. A 29 February date matches in common years when the window spans 28 Feb → 1 Mar.
 """
 
 from __future__ import annotations
@@ -50,8 +50,7 @@ from django.db.models import (
     TextField,
     Value,
 )
-from django.db.models.fields.json import compile_json_path
-from django.db.models.functions import Coalesce, Left, StrIndex, Substr
+from django.db.models.functions import Coalesce, ExtractDay, ExtractMonth, Left, StrIndex, Substr
 from django.db.models.lookups import (
     Exact,
     GreaterThan,
@@ -104,7 +103,7 @@ OPERATORS: dict[str, tuple[str, ...]] = {
     "number": _NUMBER_OPS,
     "date": (*_DAY_OPS, "anniversary_within_days", "is_empty", "is_not_empty"),
     "datetime": (*_DAY_OPS, "is_empty", "is_not_empty"),
-    "created_at": _DAY_OPS,
+    "created_at": (*_DAY_OPS, "anniversary_within_days"),
     "boolean": ("is_true", "is_false", "is_empty", "is_not_empty"),
     "multi_choice": ("has_any", "has_all", "has_none", "is_empty", "is_not_empty"),
     "status": ("equals", "not_equals", "in", "not_in"),
@@ -568,6 +567,11 @@ def _month_day_window(days: int, today: dt.date) -> tuple[str, str, bool] | None
 # SQL expressions. Each renders for PostgreSQL and SQLite; keys and values are always parameters.
 
 
+def _json_path(key: str) -> str:
+    # Always a quoted member name: an attribute key such as "2024" is not an array index.
+    return "$." + json.dumps(key)
+
+
 class _Unsupported:
     def as_sql(self, compiler, connection, **extra):
         raise NotSupportedError("Segments run on PostgreSQL and SQLite.")
@@ -599,7 +603,7 @@ class _JSONValue(_Unsupported, Func):
 
     def as_sqlite(self, compiler, connection, **extra):
         col, params = compiler.compile(self.source_expressions[0])
-        path = compile_json_path([self.key])
+        path = _json_path(self.key)
         if self.kind == "boolean":
             sql = (f"(CASE json_type({col}, %s) WHEN 'true' THEN 'true' "
                    f"WHEN 'false' THEN 'false' END)")
@@ -644,7 +648,7 @@ class _JSONHas(_Unsupported, Func):
 
     def as_sqlite(self, compiler, connection, **extra):
         col, params = compiler.compile(self.source_expressions[0])
-        path = compile_json_path([self.key])
+        path = _json_path(self.key)
         marks = ", ".join("%s" for _ in self.values)
         if not self.element:
             if all(isinstance(v, bool) for v in self.values):
@@ -758,6 +762,10 @@ class _Compiler:
         if kind == "status":
             return Q(status__in=value) if operator == "in" else Q(status=value)
         if kind == "created_at":
+            if operator == "anniversary_within_days":
+                month_day = (ExtractMonth("created_at", tzinfo=self.tz) * 100
+                             + ExtractDay("created_at", tzinfo=self.tz))
+                return _month_day_q(month_day, value, self.today, as_number=True)
             low, high = _day_range(operator, value, self.today)
             parts = []
             if low is not None:
@@ -819,14 +827,9 @@ class _Compiler:
 
     def days(self, text, kind: str, operator: str, value) -> Q:
         if operator == "anniversary_within_days":
-            window = _month_day_window(value, self.today)
-            if window is None:
+            if _month_day_window(value, self.today) is None:
                 return Q(IsNull(text, False))
-            first, last, wraps = window
-            month_day = _Bytewise(Substr(text, 6, 5))
-            after = Q(GreaterThanOrEqual(month_day, first))
-            before = Q(LessThanOrEqual(month_day, last))
-            return (after | before) if wraps else (after & before)
+            return _month_day_q(_Bytewise(Substr(text, 6, 5)), value, self.today)
         low, high = _day_range(operator, value, self.today)
         ordered = _Bytewise(text)
         parts = []
@@ -843,6 +846,19 @@ class _Compiler:
                 end = _instant_text(_day_start(high + dt.timedelta(days=1), self.tz))
                 parts.append(Q(LessThan(ordered, end)))
         return _combine(parts, "and")
+
+
+def _month_day_q(month_day, days: int, today: dt.date, *, as_number: bool = False) -> Q:
+    """Month and day (``MM-DD`` text, or the number MMDD) within the next ``days`` days."""
+    window = _month_day_window(days, today)
+    if window is None:
+        return Q(pk__isnull=False)
+    first, last, wraps = window
+    if as_number:
+        first, last = int(first.replace("-", "")), int(last.replace("-", ""))
+    after = Q(GreaterThanOrEqual(month_day, first))
+    before = Q(LessThanOrEqual(month_day, last))
+    return (after | before) if wraps else (after & before)
 
 
 def _combine(parts: list[Q], op: str) -> Q:
@@ -927,6 +943,9 @@ class Evaluator:
         if kind == "status":
             return member.status in value if operator == "in" else member.status == value
         if kind == "created_at":
+            if operator == "anniversary_within_days":
+                local = member.created_at.astimezone(self.tz)
+                return _month_day_matches(f"{local.month:02d}-{local.day:02d}", value, self.today)
             low, high = _day_range(operator, value, self.today)
             at = member.created_at
             return ((low is None or at >= _day_start(low, self.tz))
@@ -967,13 +986,7 @@ class Evaluator:
 
     def _days(self, text: str, kind: str, operator: str, value) -> bool:
         if operator == "anniversary_within_days":
-            window = _month_day_window(value, self.today)
-            if window is None:
-                return True
-            first, last, wraps = window
-            month_day = text[5:10]
-            after, before = month_day >= first, month_day <= last
-            return (after or before) if wraps else (after and before)
+            return _month_day_matches(text[5:10], value, self.today)
         low, high = _day_range(operator, value, self.today)
         if kind == "date":
             return ((low is None or text >= low.isoformat())
@@ -981,6 +994,15 @@ class Evaluator:
         return ((low is None or text >= _instant_text(_day_start(low, self.tz)))
                 and (high is None or text < _instant_text(
                     _day_start(high + dt.timedelta(days=1), self.tz))))
+
+
+def _month_day_matches(month_day: str, days: int, today: dt.date) -> bool:
+    window = _month_day_window(days, today)
+    if window is None:
+        return True
+    first, last, wraps = window
+    after, before = month_day >= first, month_day <= last
+    return (after or before) if wraps else (after and before)
 
 
 def _text_matches(text: str | None, operator: str, value) -> bool:

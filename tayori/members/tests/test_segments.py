@@ -144,6 +144,11 @@ OPERATOR_CASES = [
     ("created_at", "less_than_days_ago", 31, {"taro", "kumi"}),
     ("created_at", "within_next_days", 5, {"kumi"}),
     ("created_at", "equals", "2024-06-05", {"taro"}),
+    ("created_at", "anniversary_within_days", 0, {"kumi"}),
+    ("created_at", "anniversary_within_days", 20, {"kumi"}),
+    # 335 days reach 16 May, 333 reach 14 May: hana joined on 12 May 2023, jiro on 15 May 2024
+    ("created_at", "anniversary_within_days", 335, {"kumi", "hana", "jiro"}),
+    ("created_at", "anniversary_within_days", 333, {"kumi", "hana"}),
     # boolean
     ("vip", "is_true", None, {"taro"}),
     ("vip", "is_false", None, {"hana"}),
@@ -241,6 +246,13 @@ def test_it_celebrates_29_february_on_1_march_in_common_years(workspace, people)
     now = dt.datetime(2025, 2, 27, 3, 0, tzinfo=dt.UTC)  # 27 Feb 2025 in Tokyo
     assert selected(workspace, people, one("birthday", "anniversary_within_days", 1), now=now) == set()
     assert selected(workspace, people, one("birthday", "anniversary_within_days", 2), now=now) == {"leap"}
+
+
+@pytest.mark.django_db
+def test_it_reads_attributes_whose_key_looks_like_a_number(workspace, people):
+    Attribute.objects.create(workspace=workspace, key="2024", label="2024年度", type="number")
+    Member.objects.filter(pk=people["kumi"].pk).update(attributes={"2024": 5})
+    assert selected(workspace, people, one("2024", "gte", 5)) == {"kumi"}
 
 
 @pytest.mark.django_db

@@ -176,7 +176,8 @@ def _build_world(draw, workspace) -> World:
     for index in range(draw(st.integers(1, 5))):
         kind = draw(st.sampled_from(TYPES))
         world.attributes.append(Attribute.objects.create(
-            workspace=workspace, key=f"a{index}", label=f"A{index}", type=kind,
+            workspace=workspace, key=draw(st.sampled_from([f"a{index}", f"{index}0", f"x-{index}"])),
+            label=f"A{index}", type=kind,
             choices=CHOICES if kind in ("choice", "multi_choice") else []))
     for index in range(draw(st.integers(1, 8))):
         values = {}
