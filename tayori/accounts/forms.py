@@ -62,7 +62,7 @@ def clean_networks(text: str) -> list[str]:
 
 class RoleChoiceField(forms.ModelChoiceField):
     def label_from_instance(self, obj):
-        return obj.name
+        return obj.label
 
 
 class _ActorForm(forms.Form):

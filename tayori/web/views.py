@@ -158,7 +158,7 @@ def two_factor(request):
         form.add_error("code", _("The code is not valid."))
     qr = None
     if not user.totp_enabled:
-        uri = pyotp.TOTP(user.totp_secret).provisioning_uri(user.email, issuer_name="Tayori")
+        uri = pyotp.TOTP(user.totp_secret).provisioning_uri(name=user.email, issuer_name="Tayori")
         qr = segno.make(uri).svg_inline(scale=4)
     return render(request, "web/two_factor.html",
                   {"form": form, "qr": qr, "secret": user.totp_secret})
