@@ -6,14 +6,18 @@ value, reason) in the job's error report and never stops the good rows around it
 """
 
 import os
+import queue
+import threading
 import unicodedata
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
@@ -169,6 +173,22 @@ class _Rows:
                 % {"cells": len(cells), "columns": self.width})
         return {name: (cells[i] if i < len(cells) else "") for i, name in self.columns}, None
 
+    def contact_keys(self, records: list[csvio.Record]) -> set[str]:
+        """Roughly normalized emails and phone digits of a chunk, to keep two chunks naming the
+        same member from running at once."""
+        keys = set()
+        for i, name in self.columns:
+            if name not in ("email", "phone"):
+                continue
+            for record in records:
+                raw = record.cells[i] if i < len(record.cells) else ""
+                text = unicodedata.normalize("NFKC", raw).strip().lower()
+                if name == "phone":
+                    text = "".join(ch for ch in text if ch.isdigit())[-10:]
+                if text:
+                    keys.add(f"{name}:{text}")
+        return keys
+
     def errors(self, line: int, item: dict, errors: list[FieldError]) -> list[RowError]:
         return [RowError(line, self.header_of.get(e.field, e.field), e.field,
                          str(item.get(e.field, "") or ""), e.message) for e in errors]
@@ -185,18 +205,23 @@ def _chunks(records: Iterator[csvio.Record], size: int) -> Iterator[list[csvio.R
         yield chunk
 
 
-def _apply(workspace, items: list[dict], mode: str, consent: dict | None) -> list[ItemResult]:
+def _apply(workspace, items: list[dict], mode: str, consent: dict | None,
+           memo: dict) -> list[ItemResult]:
     """upsert_many on a chunk; if a concurrent writer makes it clash, retry, then row by row."""
     for _attempt in range(2):
         try:
-            return upsert_many(workspace, items, mode=mode, consent=consent)
-        except IntegrityError:
+            return upsert_many(workspace, items, mode=mode, consent=consent, memo=memo)
+        except (IntegrityError, OperationalError) as exc:
+            if isinstance(exc, OperationalError) and not _deadlock(exc):
+                raise
             continue
     results = []
     for index, item in enumerate(items):
         try:
-            [result] = upsert_many(workspace, [item], mode=mode, consent=consent)
-        except IntegrityError:
+            [result] = upsert_many(workspace, [item], mode=mode, consent=consent, memo=memo)
+        except (IntegrityError, OperationalError) as exc:
+            if isinstance(exc, OperationalError) and not _deadlock(exc):
+                raise
             result = ItemResult(0, "error", errors=[FieldError(
                 "email" if item.get("email") else "phone",
                 _("Could not be stored: another change to the same member happened at once."))])
@@ -205,12 +230,19 @@ def _apply(workspace, items: list[dict], mode: str, consent: dict | None) -> lis
     return results
 
 
+def _deadlock(exc: Exception) -> bool:
+    # Two chunks in flight may lock the same unique keys in opposite orders; PostgreSQL then
+    # aborts one (SQLSTATE 40P01), which is safe to run again.
+    return getattr(exc.__cause__, "sqlstate", None) == "40P01"
+
+
 def _process(workspace, rows: _Rows, records: list[csvio.Record], mode: str,
-             consent: dict | None) -> Iterator[tuple[csvio.Record, dict | None, ItemResult]]:
+             consent: dict | None, memo: dict,
+             ) -> Iterator[tuple[csvio.Record, dict | None, ItemResult]]:
     """Apply one chunk; yields (record, item, result) in file order."""
     prepared = [(record, *rows.item(record)) for record in records]
     items = [item for _record, item, error in prepared if error is None]
-    results = iter(_apply(workspace, items, mode, consent) if items else [])
+    results = iter(_apply(workspace, items, mode, consent, memo) if items else [])
     for record, item, error in prepared:
         if error is not None:
             yield record, None, ItemResult(0, "error", errors=[FieldError("", error.reason)])
@@ -263,7 +295,7 @@ def dry_run(workspace, path: str | Path, encoding: str, mapping: list[str], mode
             break
     counts, preview, errors = ImportCounts(), [], []
     with transaction.atomic():
-        outcomes = list(_process(workspace, converter, records, mode, None))
+        outcomes = list(_process(workspace, converter, records, mode, None, {}))
         ids = [r.member_id for _rec, _item, r in outcomes[:PREVIEW_ROWS] if r.member_id]
         members = Member.objects.filter(workspace=workspace, pk__in=ids).in_bulk()
         transaction.set_rollback(True)
@@ -366,11 +398,12 @@ def _run(job: Job, on_progress, chunk_rows: int) -> ImportCounts:
     Job.objects.filter(pk=job.pk).update(total=job.total)
     consent = {"method": "import", "source": job.file_name}
     report_path = csvio.job_directory(job.workspace_id) / f"job-{job.pk}-errors.csv"
-    counts, kept = ImportCounts(), []
+    counts, kept, memo = ImportCounts(), [], {}
+    chunks = _chunks(csvio.iter_records(job.input_path, encoding), chunk_rows)
     with csvio.CsvWriter(report_path, "utf-8-sig") as report:
         report.writerow([_("Line"), _("Column"), _("Value"), _("Reason")])
-        for chunk in _chunks(csvio.iter_records(job.input_path, encoding), chunk_rows):
-            for record, item, result in _process(job.workspace, converter, chunk, mode, consent):
+        for outcomes in _outcomes(job.workspace, converter, chunks, mode, consent, memo):
+            for record, item, result in outcomes:
                 counts.add(result.status)
                 for error in _errors_of(converter, record, item, result):
                     report.writerow([str(error.line), error.column, error.value, error.reason])
@@ -389,6 +422,78 @@ def _run(job: Job, on_progress, chunk_rows: int) -> ImportCounts:
     if on_progress:
         on_progress(job)
     return counts
+
+
+def _outcomes(workspace, converter: _Rows, chunks, mode, consent, memo) -> Iterator[list]:
+    """Each chunk's (record, item, result) list, in file order.
+
+    On PostgreSQL, outside an enclosing transaction, two chunks are in flight at once on two
+    connections: one thread cleans its rows (Python) while the other waits for the database, so
+    the import takes about as long as the slower of the two instead of their sum. Two chunks that
+    name the same address or number never run at once, so a later row still wins; a clash the
+    check cannot see (differently written duplicates) ends in the database's unique index and the
+    retry in ``_apply``.
+    """
+    workers = IMPORT_WORKERS if (connection.vendor == "postgresql"
+                                 and not connection.in_atomic_block) else 1
+    if workers == 1:
+        for chunk in chunks:
+            yield list(_process(workspace, converter, chunk, mode, consent, memo))
+        return
+    pool = [_ChunkWorker(workspace, converter, mode, consent, memo) for _n in range(workers)]
+    idle = list(pool)
+    in_flight: deque = deque()  # (future, worker, keys)
+    try:
+        for worker in pool:
+            worker.start()
+        for chunk in chunks:
+            keys = converter.contact_keys(chunk)
+            while in_flight and (not idle or any(keys & k for _f, _w, k in in_flight)):
+                future, worker, _keys = in_flight.popleft()
+                idle.append(worker)
+                yield future.result()
+            worker = idle.pop()
+            in_flight.append((worker.submit(chunk), worker, keys))
+        while in_flight:
+            yield in_flight.popleft()[0].result()
+    finally:
+        for worker in pool:
+            worker.stop()
+        for worker in pool:
+            worker.join()
+
+
+IMPORT_WORKERS = 2
+
+
+class _ChunkWorker(threading.Thread):
+    """Applies chunks on its own database connection, closed when the import ends."""
+
+    def __init__(self, workspace, converter, mode, consent, memo):
+        super().__init__(daemon=True)
+        self.args = (workspace, converter, mode, consent, memo)
+        self.inbox: queue.SimpleQueue = queue.SimpleQueue()
+
+    def submit(self, chunk) -> Future:
+        future: Future = Future()
+        self.inbox.put((future, chunk))
+        return future
+
+    def stop(self) -> None:
+        self.inbox.put(None)
+
+    def run(self) -> None:
+        workspace, converter, mode, consent, memo = self.args
+        try:
+            while (task := self.inbox.get()) is not None:
+                future, chunk = task
+                try:
+                    future.set_result(list(_process(workspace, converter, chunk, mode, consent,
+                                                    memo)))
+                except BaseException as exc:  # handed to the coordinating thread
+                    future.set_exception(exc)
+        finally:
+            connection.close()
 
 
 def _save_progress(job: Job, counts: ImportCounts, kept: list[dict]) -> None:

@@ -62,12 +62,26 @@ def normalize_email(raw: str) -> str:
     return f"{local}@{domain.lower()}"
 
 
+# Mobile (070/080/090) and IP-phone (050) numbers, the shape of nearly every number in a member
+# file, written nationally or with +81. They skip phonenumbers.parse (45 µs each, most of a
+# million-row import); whether the number is valid is still phonenumbers' verdict.
+_JP_MOBILE = re.compile(r"(?:0|\+81)([5789]0\d{8})")
+_PHONE_SEPARATORS = re.compile(r"[\s\-‐－ー()（）]")
+
+
 def normalize_phone(raw: str, region: str = "JP") -> str:
     """Return E.164 (+81…). Full-width digits, hyphens and spaces are accepted."""
     text = unicodedata.normalize("NFKC", raw or "").strip()
     if not text:
         return ""
-    text = re.sub(r"[\s\-‐－ー()（）]", "", text)
+    text = _PHONE_SEPARATORS.sub("", text)
+    mobile = _JP_MOBILE.fullmatch(text) if region == "JP" or text.startswith("+81") else None
+    if mobile:
+        national = mobile.group(1)
+        number = phonenumbers.PhoneNumber(country_code=81, national_number=int(national))
+        if not phonenumbers.is_valid_number(number):
+            raise FieldError("phone", _("Not a valid phone number."))
+        return "+81" + national
     try:
         number = phonenumbers.parse(text, region)
     except phonenumbers.NumberParseException as exc:
@@ -176,12 +190,14 @@ class CleanMember:
 
 
 def clean_member(attributes_by_key: dict[str, Attribute], data: dict, *, partial: bool = False,
-                 existing: dict | None = None) -> tuple[CleanMember | None, list[FieldError]]:
+                 existing: dict | None = None,
+                 memo: dict[str, dict] | None = None) -> tuple[CleanMember | None, list[FieldError]]:
     """Validate one member's fields. Returns (cleaned, errors); every error is collected.
 
     ``data`` maps "email", "phone", "status" and attribute keys to raw values. With ``partial``
     (updates), absent keys keep their ``existing`` value and required checks apply only to keys
     present. Unknown keys are errors, so a typo in a CSV header or API body is never silently lost.
+    ``memo`` (attribute key → dict) lets a batch clean each repeated raw value once.
     """
     errors: list[FieldError] = []
     email = phone = ""
@@ -206,8 +222,9 @@ def clean_member(attributes_by_key: dict[str, Attribute], data: dict, *, partial
         if attribute is None:
             errors.append(FieldError(key, _("Unknown attribute “%(key)s”.") % {"key": key}))
             continue
+        slot = memo.get(key) if memo is not None else None
         try:
-            value = clean_value(attribute, raw)
+            value = clean_value(attribute, raw) if slot is None else _memoized(attribute, raw, slot)
         except FieldError as e:
             errors.append(e)
             continue
@@ -225,6 +242,25 @@ def clean_member(attributes_by_key: dict[str, Attribute], data: dict, *, partial
     if errors:
         return None, errors
     return CleanMember(email=email, phone=phone, status=status, attributes=values), []
+
+
+MEMO_LIMIT = 100_000  # raw values remembered per attribute and batch
+
+
+def _memoized(attribute: Attribute, raw, slot: dict):
+    """clean_value, remembering the outcome per raw text (choices, dates and numbers repeat)."""
+    hit = slot.get(raw) if isinstance(raw, str) else None
+    if hit is None:
+        try:
+            hit = (clean_value(attribute, raw), None)
+        except FieldError as e:
+            hit = (None, e.message)
+        if isinstance(raw, str) and len(slot) < MEMO_LIMIT:
+            slot[raw] = hit
+    value, error = hit
+    if error is not None:
+        raise FieldError(attribute.key, error)
+    return list(value) if isinstance(value, list) else value
 
 
 def attributes_of(workspace) -> dict[str, Attribute]:

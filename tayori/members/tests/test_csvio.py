@@ -1,6 +1,7 @@
 import codecs
 
 import pytest
+from django.utils import translation
 
 from tayori.members import csvio
 
@@ -38,7 +39,7 @@ def test_it_checks_the_whole_file_not_a_sample(tmp_path):
 
 def test_an_override_that_does_not_decode_is_refused_with_the_byte(tmp_path):
     path = write(tmp_path, "sjis.csv", "氏名\n山田\n".encode("cp932"))
-    with pytest.raises(csvio.UnreadableFile, match="byte 0"):
+    with translation.override("en"), pytest.raises(csvio.UnreadableFile, match="byte 0"):
         csvio.resolve_encoding(path, "utf-8")
     assert csvio.resolve_encoding(path, "auto") == "cp932"
 

@@ -230,3 +230,29 @@ def test_stored_errors_are_masked_for_viewers_without_pii(attrs):
     assert shown[0]["value"] == "ta***@example.jp" and "taro@" not in shown[0]["reason"]
     assert shown[1] == errors[1]
     assert importing.masked_errors(errors, attrs, can_view_pii=True) == errors
+
+
+@pytest.mark.django_db(transaction=True)
+def test_chunks_in_flight_together_still_let_the_later_row_win(workspace, attrs, tmp_path,
+                                                                monkeypatch):
+    # Outside a transaction on PostgreSQL two chunks run at once; rows naming the same member
+    # (even written differently) must still apply in file order.
+    from django.db import connection
+
+    started = []
+    run_worker = importing._ChunkWorker.run
+    monkeypatch.setattr(importing._ChunkWorker, "run",
+                        lambda self: (started.append(self), run_worker(self)))
+    rows = [f"m{i}@example.jp,,M{i},東京都,,{i}\n" for i in range(30)]
+    rows[3] = "same@example.jp,,S,東京都,,1\n"
+    rows[8] = "same@example.jp,,S,東京都,,2\n"
+    rows[12] = "ｓａｍｅ@ｅｘａｍｐｌｅ.jp,,S,東京都,,3\n"
+    rows[20] = "m0@example.jp,090-1111-2222,M0,大阪府,,0\n"
+    job = run(workspace, make_file(tmp_path, HEADER + "".join(rows)), chunk_rows=5)
+    assert job.failed == 0 and job.processed == 30
+    assert job.options["counts"]["created"] == 27 and job.options["counts"]["updated"] == 3
+    assert Member.objects.get(email="same@example.jp").attributes["points"] == 3
+    m0 = Member.objects.get(email="m0@example.jp")
+    assert (m0.phone, m0.attributes["pref"]) == ("+819011112222", "大阪府")
+    assert ConsentRecord.objects.count() == 27
+    assert len(started) == (importing.IMPORT_WORKERS if connection.vendor == "postgresql" else 0)
