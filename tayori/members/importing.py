@@ -269,6 +269,12 @@ class PreviewRow:
     attributes: dict
     errors: list[RowError] = field(default_factory=list)
 
+    @property
+    def outcome_label(self) -> str:
+        return {"created": _("New"), "updated": _("Changed"), "unchanged": _("Unchanged"),
+                "unsubscribed": _("Unsubscribed"), "suppressed": _("Suppressed"),
+                "error": _("Refused")}.get(self.outcome, self.outcome)
+
 
 @dataclass
 class DryRun:

@@ -159,3 +159,15 @@ def test_datetimes_are_written_in_the_workspace_time_zone(owner_client, workspac
     job = export(owner_client, columns=["email", "seen"])
     rows = read(owner_client.get(reverse("members:job-download", args=[job.pk])), "utf-8-sig")
     assert ["taro@example.jp", "2024-03-01T09:30:00+09:00"] in rows
+
+
+def test_it_exports_the_members_of_a_saved_segment(owner_client, workspace, people):
+    from tayori.members.models import Segment
+
+    if exporting.segment_queryset_function() is None:
+        pytest.skip("segments are not available")
+    segment = Segment.objects.create(workspace=workspace, name="大阪", definition={
+        "op": "and", "conditions": [{"field": "pref", "operator": "equals", "value": "大阪府"}]})
+    job = export(owner_client, selection="segment", segment=segment.pk, columns=["email"])
+    rows = read(owner_client.get(reverse("members:job-download", args=[job.pk])), "utf-8-sig")
+    assert rows[1:] == [["yoshi@example.jp"]]

@@ -261,7 +261,10 @@ def job_detail(request, pk):
     if (job.kind == Job.Kind.IMPORT and not job.options.get("started")
             and can(request, "members.import")):
         return redirect("members:job-mapping", pk=job.pk)
-    return render(request, "members/jobs/detail.html", _live_context(request, job))
+    return render(request, "members/jobs/detail.html", {
+        **_live_context(request, job),
+        "mode_label": dict(_mode_choices()).get(job.options.get("mode"), ""),
+        "encoding_label": csvio.label_of(job.options.get("encoding", ""))})
 
 
 @requires("members.view")
