@@ -1,0 +1,149 @@
+"""The plain-Python evaluator: decides whether loaded members match a definition by the same
+rules as the SQL. It is what the property test holds the compiled query to."""
+
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+from django.utils import timezone
+
+from tayori.members.models import ListMembership, Member
+from tayori.members.segments.days import (
+    day_range,
+    instant_range,
+    instant_text,
+    month_day_window,
+    workspace_today,
+)
+from tayori.members.segments.fields import fields_of
+from tayori.members.segments.language import NEGATIONS
+from tayori.members.segments.saved import SavedSegments
+from tayori.members.segments.validation import validate
+
+
+class Evaluator:
+    """Decides in Python whether members match a definition, by the same rules as the SQL.
+
+    It is the reference the property test holds the SQL to, and a cheap check for one member that
+    is already loaded. List memberships are read once per member.
+    """
+
+    def __init__(self, workspace, *, now: dt.datetime | None = None, allow_pii: bool = True):
+        self.workspace = workspace
+        self.allow_pii = allow_pii
+        self.tz = ZoneInfo(workspace.time_zone)
+        self.now = now or timezone.now()
+        self.today = workspace_today(workspace, self.now)
+        self.fields = fields_of(workspace)
+        self.saved = SavedSegments(workspace, self.fields)
+        self._lists: dict[int, set[int]] = {}
+
+    def select(self, members, definition) -> list[Member]:
+        normalized = validate(self.workspace, definition, allow_pii=self.allow_pii,
+                              fields=self.fields)
+        return [m for m in members if self._node(normalized, m)]
+
+    def matches(self, member: Member, definition) -> bool:
+        return bool(self.select([member], definition))
+
+    def _lists_of(self, member: Member) -> set[int]:
+        if member.pk not in self._lists:
+            self._lists[member.pk] = set(ListMembership.objects.filter(
+                member=member, member_list__workspace=self.workspace)
+                .values_list("member_list_id", flat=True))
+        return self._lists[member.pk]
+
+    def _node(self, node: dict, member: Member) -> bool:
+        if "conditions" in node:
+            results = (self._node(child, member) for child in node["conditions"])
+            if not node["conditions"]:
+                return True
+            return any(results) if node["op"] == "or" else all(results)
+        operator = node["operator"]
+        if operator in NEGATIONS:
+            return not self._leaf(node["field"], NEGATIONS[operator], node.get("value"), member)
+        return self._leaf(node["field"], operator, node.get("value"), member)
+
+    def _leaf(self, name: str, operator: str, value, member: Member) -> bool:
+        field = self.fields[name]
+        kind = field.kind
+        if kind == "segment":
+            with self.saved.entered(value) as definition:
+                return self._node(definition, member)
+        if kind == "list":
+            return value in self._lists_of(member)
+        if kind == "status":
+            return member.status in value if operator == "in" else member.status == value
+        if kind == "created_at":
+            if operator == "anniversary_within_days":
+                local = member.created_at.astimezone(self.tz)
+                return _month_day_matches(f"{local.month:02d}-{local.day:02d}", value, self.today)
+            start, end = instant_range(operator, value, self.today, self.tz)
+            at = member.created_at
+            return (start is None or at >= start) and (end is None or at < end)
+        if kind in ("email", "phone"):
+            return _text_matches(getattr(member, name) or None, operator, value)
+        raw = (member.attributes or {}).get(field.name)
+        if kind == "boolean":
+            if not isinstance(raw, bool):
+                return False
+            return operator == "is_not_empty" or raw is (operator == "is_true")
+        if kind == "multi_choice":
+            if not isinstance(raw, list) or not raw:
+                return False
+            elements = {e for e in raw if isinstance(e, str)}
+            if operator == "is_not_empty":
+                return True
+            if operator == "has_all":
+                return set(value) <= elements
+            return bool(elements & set(value))
+        if kind == "number":
+            if isinstance(raw, bool) or not isinstance(raw, int | float):
+                return False
+            number = float(raw)
+            if operator == "is_not_empty":
+                return True
+            if operator == "in":
+                return number in {float(v) for v in value}
+            if operator == "between":
+                return float(value[0]) <= number <= float(value[1])
+            other = float(value)
+            return {"equals": number == other, "gt": number > other, "gte": number >= other,
+                    "lt": number < other, "lte": number <= other}[operator]
+        text = raw if isinstance(raw, str) else None
+        if kind in ("date", "datetime") and operator != "is_not_empty":
+            return text is not None and self._days(text, kind, operator, value)
+        return _text_matches(text, operator, value)
+
+    def _days(self, text: str, kind: str, operator: str, value) -> bool:
+        if operator == "anniversary_within_days":
+            return _month_day_matches(text[5:10], value, self.today)
+        if kind == "date":
+            low, high = day_range(operator, value, self.today)
+            return ((low is None or text >= low.isoformat())
+                    and (high is None or text <= high.isoformat()))
+        start, end = instant_range(operator, value, self.today, self.tz)
+        return ((start is None or text >= instant_text(start))
+                and (end is None or text < instant_text(end)))
+
+
+def _month_day_matches(month_day: str, days: int, today: dt.date) -> bool:
+    window = month_day_window(days, today)
+    if window is None:
+        return True
+    first, last, wraps = window
+    after, before = month_day >= first, month_day <= last
+    return (after or before) if wraps else (after and before)
+
+
+def _text_matches(text: str | None, operator: str, value) -> bool:
+    if text is None:
+        return False
+    return {
+        "is_not_empty": lambda: True,
+        "equals": lambda: text == value,
+        "in": lambda: text in value,
+        "contains": lambda: value in text,
+        "starts_with": lambda: text.startswith(value),
+    }[operator]()
