@@ -14,6 +14,7 @@ import os
 import random
 import statistics
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Annotated
@@ -126,7 +127,75 @@ def _csv_parse_seconds(path: Path) -> float:
     return time.perf_counter() - started
 
 
-def _import(workspace, path: Path, chunk_rows: int) -> tuple[float, dict]:
+class _PostgresCpu:
+    """CPU used by this process's database sessions, read from /proc while work runs.
+
+    Only backends of the benchmark's database on this machine are counted; they are sampled
+    every 0.2 s because the import's extra connections end (and vanish from /proc) with it.
+    """
+
+    def __init__(self, database: str):
+        self.marker = f" {database} "
+        self.ticks = os.sysconf("SC_CLK_TCK")
+        self.first: dict[int, int] = {}
+        self.last: dict[int, int] = {}
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._poll, daemon=True)
+
+    def _sample(self) -> dict[int, int]:
+        found = {}
+        for proc in Path("/proc").glob("[0-9]*"):
+            try:
+                if self.marker not in (proc / "cmdline").read_bytes().decode(errors="replace"):
+                    continue
+                parts = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+                found[int(proc.name)] = int(parts[11]) + int(parts[12])  # utime + stime
+            except (OSError, IndexError, ValueError):
+                continue
+        return found
+
+    def _poll(self) -> None:
+        while not self.stopped.wait(0.2):
+            self.last.update(self._sample())
+
+    def __enter__(self):
+        self.first = self._sample()
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stopped.set()
+        self.thread.join()
+        self.last.update(self._sample())
+
+    @property
+    def seconds(self) -> float | None:
+        if not self.last:
+            return None
+        return sum(t - self.first.get(pid, 0) for pid, t in self.last.items()) / self.ticks
+
+
+def _timed(work) -> tuple[object, dict]:
+    """Run ``work``; return its result and where the time went: wall clock, this process's CPU
+    (all threads) and its PostgreSQL sessions' CPU when the server runs on this machine. Wall
+    time beyond both is waiting (disk, locks, or other programs on a shared machine)."""
+    from django.db import connection
+
+    database = connection.settings_dict["NAME"] if connection.vendor == "postgresql" else ""
+    cpu_before = time.process_time()
+    started = time.perf_counter()
+    with _PostgresCpu(database) as postgres:
+        result = work()
+    wall = time.perf_counter() - started
+    pg = postgres.seconds if database else None
+    return result, {
+        "seconds": round(wall, 2),
+        "python_cpu_seconds": round(time.process_time() - cpu_before, 2),
+        "postgres_cpu_seconds": round(pg, 2) if pg is not None else None,
+    }
+
+
+def _import(workspace, path: Path, chunk_rows: int) -> tuple[dict, dict]:
     from tayori.members import csvio, importing
     from tayori.members.models import Attribute
 
@@ -137,9 +206,8 @@ def _import(workspace, path: Path, chunk_rows: int) -> tuple[float, dict]:
                                encoding=encoding, detected=encoding)
     job.options = {**job.options, "mapping": mapping, "mode": "upsert", "started": True}
     job.save(update_fields=["options"])
-    started = time.perf_counter()
-    job = importing.execute(job.pk, chunk_rows=chunk_rows, via="bench")
-    return time.perf_counter() - started, job.options["counts"]
+    job, timing = _timed(lambda: importing.execute(job.pk, chunk_rows=chunk_rows, via="bench"))
+    return timing, job.options["counts"]
 
 
 def _segment_counter(workspace):
@@ -193,17 +261,19 @@ def members(
     try:
         ceiling = _ceiling_copy(path)
         parse = _csv_parse_seconds(path)
-        seconds, counts = _import(workspace, path, chunk_rows)
+        timing, counts = _import(workspace, path, chunk_rows)
+        seconds = timing["seconds"]
         report = {
             "database": connection.vendor, "rows": rows, "cpus": os.cpu_count(),
+            "load_average": [round(n, 1) for n in os.getloadavg()],
             "file_mb": round(path.stat().st_size / 1e6, 1), "generate_seconds": round(generated, 2),
-            "import": {"seconds": round(seconds, 2), "rows_per_second": round(rows / seconds),
-                       "counts": counts, "target_seconds_for_1m": 60},
+            "import": {**timing, "rows_per_second": round(rows / seconds), "counts": counts,
+                       "target_seconds_for_1m": 60},
         }
         if rerun:
             again, again_counts = _import(workspace, path, chunk_rows)
-            report["reimport_unchanged"] = {"seconds": round(again, 2),
-                                            "rows_per_second": round(rows / again),
+            report["reimport_unchanged"] = {**again,
+                                            "rows_per_second": round(rows / again["seconds"]),
                                             "counts": again_counts}
         _analyze()
         count, how = _segment_counter(workspace)

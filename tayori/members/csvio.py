@@ -109,7 +109,7 @@ def iter_records(path: str | Path, encoding: str) -> Iterator[Record]:
         try:
             for cells in reader:
                 start, previous_end = previous_end + 1, reader.line_num
-                if not any(cell.strip() for cell in cells):
+                if not any(cells):  # a blank line, or only commas
                     continue
                 if not seen_header:
                     seen_header = True

@@ -20,6 +20,8 @@ from tayori.members.values import (
     attributes_of,
     clean_member,
     clean_value,
+    normalize_email,
+    normalize_phone,
 )
 
 MODES = ("add", "update", "upsert", "unsubscribe", "suppress")
@@ -139,20 +141,21 @@ def upsert_many(workspace, items: list[dict], *, mode: str = "upsert",
     # members can be fetched in one query.
     keyed: list[tuple[str, str] | None] = []
     for index, data in enumerate(items):
-        cleaned, errors = clean_member({}, {k: data.get(k) for k in ("email", "phone")},
-                                       partial=True)
-        if errors:
+        try:
+            email = normalize_email(data.get("email") or "")
+            phone = normalize_phone(data.get("phone") or "")
+        except FieldError:
             # Report the item's other problems too, so one fix round is enough.
             _cleaned, errors = clean_member(attributes, data)
             results.append(ItemResult(index, "error", errors=errors))
             keyed.append(None)
             continue
-        if not cleaned.email and not cleaned.phone:
+        if not email and not phone:
             results.append(ItemResult(index, "error", errors=[FieldError(
                 "email", _("An email address or a phone number is required."))]))
             keyed.append(None)
             continue
-        keyed.append((cleaned.email, cleaned.phone))
+        keyed.append((email, phone))
         results.append(ItemResult(index, "pending"))
     by_email, by_phone = _existing(workspace, keyed)
 
