@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import IntegrityError, OperationalError, connection, transaction
@@ -376,7 +377,10 @@ def execute(job_id: int, *, on_progress: Callable[[Job], None] | None = None,
     if not claimed:
         return None
     job = Job.objects.select_related("workspace", "created_by").get(pk=job_id)
-    with translation.override(job.options.get("language") or settings.LANGUAGE_CODE):
+    # Messages in the language of whoever started the job; dates and times without an offset
+    # read in the workspace's time zone, as the UI shows them.
+    with (translation.override(job.options.get("language") or settings.LANGUAGE_CODE),
+          timezone.override(ZoneInfo(job.workspace.time_zone))):
         try:
             counts = _run(job, on_progress, chunk_rows)
         except Exception as exc:
@@ -479,6 +483,9 @@ class _ChunkWorker(threading.Thread):
         super().__init__(daemon=True)
         self.args = (workspace, converter, mode, consent, memo)
         self.inbox: queue.SimpleQueue = queue.SimpleQueue()
+        # Both are per thread: carry the coordinator's over.
+        self.language = translation.get_language()
+        self.time_zone = timezone.get_current_timezone()
 
     def submit(self, chunk) -> Future:
         future: Future = Future()
@@ -490,6 +497,8 @@ class _ChunkWorker(threading.Thread):
 
     def run(self) -> None:
         workspace, converter, mode, consent, memo = self.args
+        translation.activate(self.language)
+        timezone.activate(self.time_zone)
         try:
             while (task := self.inbox.get()) is not None:
                 future, chunk = task

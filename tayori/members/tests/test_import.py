@@ -256,3 +256,33 @@ def test_chunks_in_flight_together_still_let_the_later_row_win(workspace, attrs,
     assert (m0.phone, m0.attributes["pref"]) == ("+819011112222", "大阪府")
     assert ConsentRecord.objects.count() == 27
     assert len(started) == (importing.IMPORT_WORKERS if connection.vendor == "postgresql" else 0)
+
+
+def _visit_workspace(workspace, tmp_path, **job_options):
+    Attribute.objects.create(workspace=workspace, key="visit", label="来店", type="datetime")
+    workspace.time_zone = "UTC"
+    workspace.save()
+    path = make_file(tmp_path, "email,visit,ポイント\n"
+                     + "".join(f"v{i}@example.jp,2024-03-01 09:00,{i}\n" for i in range(12))
+                     + "bad@example.jp,2024-03-01 09:00,many\n")
+    job = importing.create_job(workspace, operator=None, path=path, file_name=path.name,
+                               encoding="utf-8", detected="utf-8", language="en")
+    job.options = {**job.options, "mode": "upsert", "started": True,
+                   "mapping": ["email", "visit", "points"], **job_options}
+    job.save()
+    return importing.execute(job.pk, chunk_rows=4)
+
+
+def test_times_are_read_in_the_workspace_zone_and_reasons_in_the_job_language(
+        workspace, attrs, tmp_path):
+    job = _visit_workspace(workspace, tmp_path)
+    assert Member.objects.get(email="v0@example.jp").attributes["visit"] == "2024-03-01T09:00:00Z"
+    assert job.errors[0]["reason"].startswith("Expected a number")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_chunk_threads_use_the_job_zone_and_language_too(workspace, attrs, tmp_path):
+    job = _visit_workspace(workspace, tmp_path)
+    assert set(Member.objects.values_list("attributes__visit", flat=True)) == {
+        "2024-03-01T09:00:00Z"}
+    assert job.errors[0]["reason"].startswith("Expected a number")
