@@ -26,6 +26,13 @@ def _huey_immediate():
 
 
 @pytest.fixture(autouse=True)
+def _private_media(settings, tmp_path):
+    # Job files (uploads, error reports, exports) are named by job id, which restarts in every
+    # test database: give each test its own folder so parallel runs cannot overwrite each other.
+    settings.MEDIA_ROOT = tmp_path / "media"
+
+
+@pytest.fixture(autouse=True)
 def _fast_hashing(settings):
     # Argon2 is the production hasher; tests only need a correct one.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
