@@ -18,6 +18,7 @@ from tayori.accounts import audit
 from tayori.members import csvio
 from tayori.members.masking import mask_email, mask_phone, mask_value
 from tayori.members.models import Attribute, Job, Member, MemberList, Segment
+from tayori.members.segments import segment_queryset
 
 CHUNK_ROWS = 5000
 BASE_COLUMNS = ("email", "phone", "status", "created_at", "updated_at")
@@ -25,15 +26,6 @@ BASE_COLUMNS = ("email", "phone", "status", "created_at", "updated_at")
 
 class BadSelection(ValueError):
     """The members asked for cannot be selected (unknown list, segment or status)."""
-
-
-def segment_queryset_function() -> Callable | None:
-    """``segments.segment_queryset`` when segments are available, else None (option hidden)."""
-    try:
-        from tayori.members.segments import segment_queryset
-    except ImportError:
-        return None
-    return segment_queryset
 
 
 def base_labels() -> dict[str, str]:
@@ -60,9 +52,6 @@ def select_members(workspace, selection: dict) -> QuerySet:
             member_list = MemberList.objects.get(workspace=workspace, pk=int(value))
             return members.filter(lists=member_list)
         if kind == "segment":
-            segment_queryset = segment_queryset_function()
-            if segment_queryset is None:
-                raise BadSelection(_("Segments are not available."))
             segment = Segment.objects.get(workspace=workspace, pk=int(value))
             # Scoped again here: an export must never reach past its workspace.
             return segment_queryset(workspace, segment.definition).filter(workspace=workspace)

@@ -282,7 +282,7 @@ class DryRun:
     checked: int
     counts: ImportCounts
     preview: list[PreviewRow]
-    errors: list[RowError]
+    errors: list[dict]  # line, column, field, value, reason; masked for the viewer
 
 
 def dry_run(workspace, path: str | Path, encoding: str, mapping: list[str], mode: str, *,
@@ -313,7 +313,8 @@ def dry_run(workspace, path: str | Path, encoding: str, mapping: list[str], mode
         if len(preview) < PREVIEW_ROWS:
             preview.append(_preview_row(record, item, result, members.get(result.member_id),
                                         attributes, can_view_pii, row_errors))
-    return DryRun(len(records), counts, preview, errors[:KEPT_ERRORS])
+    shown = masked_errors([asdict(e) for e in errors[:KEPT_ERRORS]], attributes, can_view_pii)
+    return DryRun(len(records), counts, preview, shown)
 
 
 def _errors_of(converter: _Rows, record, item, result: ItemResult) -> list[RowError]:

@@ -164,8 +164,6 @@ def test_datetimes_are_written_in_the_workspace_time_zone(owner_client, workspac
 def test_it_exports_the_members_of_a_saved_segment(owner_client, workspace, people):
     from tayori.members.models import Segment
 
-    if exporting.segment_queryset_function() is None:
-        pytest.skip("segments are not available")
     segment = Segment.objects.create(workspace=workspace, name="大阪", definition={
         "op": "and", "conditions": [{"field": "pref", "operator": "equals", "value": "大阪府"}]})
     job = export(owner_client, selection="segment", segment=segment.pk, columns=["email"])

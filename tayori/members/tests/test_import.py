@@ -186,7 +186,8 @@ def test_dry_run_shows_rows_and_errors_and_writes_nothing(workspace, attrs, tmp_
     assert [r.outcome for r in result.preview] == ["created", "created", "created", "error"]
     assert result.preview[0].email == "taro@example.jp"
     assert result.preview[0].attributes["birthday"] == "1990-01-02"
-    assert [(e.line, e.column) for e in result.errors] == [(5, "メールアドレス")]
+    assert [(e["line"], e["column"], e["value"]) for e in result.errors] == [
+        (5, "メールアドレス", "bad@")]
 
 
 def test_dry_run_masks_pii_for_roles_without_it(workspace, attrs, tmp_path):
@@ -196,6 +197,14 @@ def test_dry_run_masks_pii_for_roles_without_it(workspace, attrs, tmp_path):
     row = result.preview[0]
     assert row.email == "ta***@example.jp" and "1234" not in row.phone
     assert row.attributes["name"] == "***" and row.attributes["pref"] == "東京都"
+
+
+def test_dry_run_errors_mask_pii_values_for_roles_without_it(workspace, attrs, tmp_path):
+    path = make_file(tmp_path, GOOD + "hanako.bad@,,X,東京都,,1\n")
+    mapping = ["email", "phone", "name", "pref", "birthday", "points"]
+    result = importing.dry_run(workspace, path, "utf-8", mapping, "upsert", can_view_pii=False)
+    [error] = result.errors
+    assert error["value"] != "hanako.bad@" and "hanako.bad" not in error["reason"]
 
 
 def test_guess_mapping_matches_keys_labels_and_japanese_contact_headers(attrs):

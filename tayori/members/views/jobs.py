@@ -76,20 +76,19 @@ class ExportForm(forms.Form):
 
     def __init__(self, *args, workspace, attributes, **kwargs):
         super().__init__(*args, **kwargs)
-        kinds = [("all", _("All members")), ("status", _("Members with a status")),
-                 ("list", _("Members of a list"))]
-        self.segments_available = exporting.segment_queryset_function() is not None
-        if self.segments_available:
+        lists = [(m.pk, m.name) for m in MemberList.objects.filter(workspace=workspace)]
+        segments = [(s.pk, s.name) for s in Segment.objects.filter(workspace=workspace)]
+        # Offer a list or segment only when the workspace has one to choose.
+        kinds = [("all", _("All members")), ("status", _("Members with a status"))]
+        if lists:
+            kinds.append(("list", _("Members of a list")))
+        if segments:
             kinds.append(("segment", _("Members of a segment")))
-            self.fields["segment"].choices = [
-                (s.pk, s.name) for s in Segment.objects.filter(workspace=workspace)]
-        else:
-            del self.fields["segment"]
         self.fields["selection"].choices = kinds
         self.fields["selection"].initial = "all"
         self.fields["status"].choices = Member.Status.choices
-        self.fields["member_list"].choices = [
-            (m.pk, m.name) for m in MemberList.objects.filter(workspace=workspace)]
+        self.fields["member_list"].choices = lists
+        self.fields["segment"].choices = segments
         self.fields["columns"].choices = exporting.column_choices(attributes)
         self.fields["columns"].initial = [k for k, _label in self.fields["columns"].choices]
         self.fields["encoding"].choices = _encoding_choices(auto=False)
