@@ -1,12 +1,16 @@
 """The UI shell: sign-in and out, two-factor setup, dashboard, language and workspace switch."""
 
+from datetime import datetime, time, timedelta
+
 import pyotp
 import segno
 from django import forms
 from django.contrib import messages
 from django.db.models import Count
+from django.db.models.functions import TruncDate
 from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -111,6 +115,18 @@ def no_workspace(request):
     return render(request, "web/no_workspace.html")
 
 
+def _joined_per_day(members, days: int) -> list[tuple[str, int]]:
+    """Members added on each of the last ``days`` days, in the workspace's time zone."""
+    today = timezone.localdate()
+    first = today - timedelta(days=days - 1)
+    start = timezone.make_aware(datetime.combine(first, time.min))
+    counted = dict(members.filter(created_at__gte=start)
+                   .annotate(day=TruncDate("created_at", tzinfo=timezone.get_current_timezone()))
+                   .values_list("day").annotate(n=Count("id")).order_by())
+    return [(f"{d.month}/{d.day}", counted.get(d, 0))
+            for d in (first + timedelta(days=i) for i in range(days))]
+
+
 @requires(None)
 def home(request):
     ws = request.workspace
@@ -119,6 +135,7 @@ def home(request):
     context = {
         "member_total": sum(by_status.values()),
         "by_status": [(label, by_status.get(value, 0)) for value, label in Member.Status.choices],
+        "joined": _joined_per_day(members, days=30),
         "segment_total": Segment.objects.filter(workspace=ws).count(),
         "recent_jobs": Job.objects.filter(workspace=ws)[:5],
     }

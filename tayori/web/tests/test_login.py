@@ -66,3 +66,20 @@ def test_signing_out_needs_post_and_is_audited(owner_client, owner):
 def test_the_dashboard_speaks_the_chosen_language(owner_client, lang, word):
     owner_client.post(reverse("set-language"), {"language": lang})
     assert word in owner_client.get(reverse("home")).content.decode()
+
+
+def test_the_dashboard_counts_members_added_per_day_in_the_workspace_zone(owner_client, workspace):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from tayori.members.models import Member
+
+    now = timezone.now()
+    Member.objects.create(workspace=workspace, email="a@example.jp", created_at=now)
+    Member.objects.create(workspace=workspace, email="b@example.jp", created_at=now)
+    Member.objects.create(workspace=workspace, email="c@example.jp", created_at=now - timedelta(days=2))
+    Member.objects.create(workspace=workspace, email="d@example.jp", created_at=now - timedelta(days=40))
+    joined = owner_client.get(reverse("home")).context["joined"]
+    assert len(joined) == 30
+    assert joined[-1][1] == 2 and joined[-3][1] == 1 and sum(n for _d, n in joined) == 3
