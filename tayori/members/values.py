@@ -151,10 +151,15 @@ def clean_value(attribute: Attribute, raw):
         if value is None:
             raise FieldError(field, _("Expected a date and time (YYYY-MM-DD HH:MM), got “%(value)s”.")
                              % {"value": raw})
-        if value.tzinfo is None:
-            from django.utils import timezone
-            value = timezone.make_aware(value)
-        return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+        try:
+            if value.tzinfo is None:
+                from django.utils import timezone
+                value = timezone.make_aware(value)
+            # Times at the calendar's ends (0001-01-01 in JST) have no UTC equivalent.
+            return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+        except (OverflowError, ValueError) as exc:
+            raise FieldError(field, _("Expected a date and time (YYYY-MM-DD HH:MM), got “%(value)s”.")
+                             % {"value": raw}) from exc
     if kind == T.BOOLEAN:
         if isinstance(raw, bool):
             return raw

@@ -90,3 +90,11 @@ def test_update_member_changes_only_given_fields(workspace, attrs):
     create_member(workspace, {"email": "b@example.jp", "name": "B"})
     with pytest.raises(ValidationFailed):
         update_member(member, {"email": "b@example.jp"})
+
+
+@pytest.mark.parametrize("raw", ["0001-01-01T00:00:00+09:00", "9999-12-31T23:59:59-09:00",
+                                 "0001-01-01 00:00"])
+def test_datetimes_at_the_ends_of_the_calendar_are_refused_not_crashed(workspace, raw):
+    Attribute.objects.create(workspace=workspace, key="seen", label="最終来店", type="datetime")
+    [result] = upsert_many(workspace, [{"email": "a@example.jp", "seen": raw}])
+    assert result.status == "error" and result.errors[0].field == "seen"
