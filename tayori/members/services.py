@@ -73,6 +73,18 @@ def _hashable(value):
     return tuple(value) if isinstance(value, list) else value
 
 
+# A member who opted out or complained is made active again only by a new consent, never by a
+# batch (a CSV re-import or an API sync of an old customer list) — 特定電子メール法.
+OPTED_OUT = (Member.Status.UNSUBSCRIBED, Member.Status.COMPLAINED)
+
+
+def _check_opt_out_kept(current: str, wanted: str | None, errors: list[FieldError]):
+    if wanted == Member.Status.ACTIVE and current in OPTED_OUT:
+        errors.append(FieldError("status", _(
+            "This member opted out; record a new consent on the member's page to make them "
+            "active again.")))
+
+
 def create_member(workspace, data: dict) -> Member:
     """Create one member from raw fields; raises ``ValidationFailed`` with every error."""
     [result] = upsert_many(workspace, [data], mode="add")
@@ -190,6 +202,8 @@ def upsert_many(workspace, items: list[dict], *, mode: str = "upsert",
         else:
             cleaned, errors = clean_member(attributes, fields, partial=True,
                                            existing=row.attributes, memo=slots)
+        if not errors and row is not None:
+            _check_opt_out_kept(row.status, cleaned.status, errors)
         if not errors:
             _check_unique(attributes, workspace, cleaned, row.identity if row else None, errors,
                           seen_unique, owners)

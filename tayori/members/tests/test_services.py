@@ -98,3 +98,14 @@ def test_datetimes_at_the_ends_of_the_calendar_are_refused_not_crashed(workspace
     Attribute.objects.create(workspace=workspace, key="seen", label="最終来店", type="datetime")
     [result] = upsert_many(workspace, [{"email": "a@example.jp", "seen": raw}])
     assert result.status == "error" and result.errors[0].field == "seen"
+
+
+def test_a_batch_never_reactivates_a_member_who_opted_out(workspace, attrs):
+    upsert_many(workspace, [{"email": "a@example.jp", "name": "A"}])
+    upsert_many(workspace, [{"email": "a@example.jp"}], mode="unsubscribe")
+    [result] = upsert_many(workspace, [{"email": "a@example.jp", "status": "active", "name": "A2"}])
+    assert result.status == "error" and result.errors[0].field == "status"
+    member = Member.objects.get()
+    assert (member.status, member.attributes["name"]) == ("unsubscribed", "A")
+    # without a status the row still updates other fields
+    assert upsert_many(workspace, [{"email": "a@example.jp", "name": "A3"}])[0].status == "updated"
