@@ -266,3 +266,79 @@ def test_the_live_count_needs_a_post_and_a_signed_in_operator(client, owner_clie
     owner_client.logout()
     response = client.post(reverse("members:segment-live"), {"definition": "{}"})
     assert response.status_code == 302 and "login" in response.url
+
+
+def test_the_live_count_leaves_out_conditions_still_waiting_for_a_value(owner_client, audience):
+    unfinished = [
+        {"field": "prefecture", "operator": "equals", "value": ""},
+        {"field": "points", "operator": "between", "value": ["10", ""]},
+        {"field": "prefecture", "operator": "in", "value": []},
+        {"field": "created_at", "operator": "within_last_days", "value": ""},
+        {"field": "list", "operator": "in_list", "value": ""},
+        tree({"field": "points", "operator": "gt", "value": "  "}),  # a group of nothing finished
+    ]
+    response = live(owner_client, tree(TOKYO, *unfinished))
+    outcome = response.context["outcome"]
+    assert outcome["errors"] == [] and outcome["total"] == 2 and outcome["skipped"] == 6
+    assert 'data-skipped="6"' in response.content.decode()
+    # Only unfinished ones: a value-less operator counts, and so does a finished condition.
+    done = live(owner_client, tree({"field": "points", "operator": "is_not_empty"}, ACTIVE))
+    assert done.context["outcome"]["total"] == 2 and done.context["outcome"]["skipped"] == 0
+    assert "data-skipped" not in done.content.decode()
+
+
+def test_a_live_error_names_the_row_on_screen_even_after_unfinished_rows(owner_client, audience):
+    definition = tree({"field": "prefecture", "operator": "equals", "value": ""},
+                      tree({"field": "points", "operator": "gt", "value": ""},
+                           {"field": "points", "operator": "between", "value": [9, 1]}))
+    outcome = live(owner_client, definition).context["outcome"]
+    assert outcome["skipped"] == 2
+    [error] = outcome["errors"]
+    assert error.startswith("Condition 2.2: ポイント: The start of the range is after its end")
+    assert outcome["condition_errors"] == [
+        {"where": "2.2", "message": "ポイント: The start of the range is after its end."}]
+    assert 'id="segment-live-errors"' in live(owner_client, definition).content.decode()
+
+
+def test_saving_still_refuses_a_condition_without_a_value(owner_client, workspace, audience):
+    response = owner_client.post(reverse("members:segment-create"), {
+        "name": "未完成", "definition": json.dumps(tree(TOKYO, {"field": "points",
+                                                              "operator": "gt", "value": ""}))})
+    assert response.status_code == 400
+    assert [e["where"] for e in response.context["condition_errors"]] == ["2"]
+    assert not Segment.objects.exists()
+
+
+def test_the_preview_shows_tested_attributes_first_and_phone_only_when_someone_has_one(
+        owner_client, workspace, audience):
+    for index in range(5):
+        Attribute.objects.create(workspace=workspace, key=f"extra{index}", label=f"追加{index}",
+                                 type="text", position=10 + index)
+    outcome = live(owner_client, tree({"field": "extra4", "operator": "is_empty"},
+                                      {"field": "points", "operator": "gt", "value": 0}))
+    columns = [a.key for a in outcome.context["outcome"]["attributes"]]
+    assert columns == ["extra4", "points", "prefecture", "memo", "extra0"]
+    assert outcome.context["outcome"]["show_phone"] is False
+    assert "<th>Phone</th>" not in outcome.content.decode()
+    Member.objects.filter(email="hana@example.jp").update(phone="+819012345678")
+    with_phone = live(owner_client, tree())
+    assert with_phone.context["outcome"]["show_phone"] is True
+    assert "<th>Phone</th>" in with_phone.content.decode()
+
+
+def test_the_builder_marks_personal_fields_and_words_its_operator_select(owner_client, audience):
+    page = owner_client.get(reverse("members:segment-create"))
+    personal = {f["name"] for f in page.context["catalog"]["fields"] if f["pii"]}
+    assert personal == {"email", "phone", "memo"}
+    text = page.context["builder_text"]
+    assert text["operator"] == "Operator" and text["join"] == "Combine conditions"
+
+
+def test_builder_words_that_mean_something_else_elsewhere_have_their_own_japanese(
+        owner_client, workspace, audience):
+    workspace.language = "ja"
+    workspace.save()
+    text = owner_client.get(reverse("members:segment-create")).context["builder_text"]
+    assert (text["operator"], text["join"], text["and"]) == ("演算子", "条件の組み合わせ", "～")
+    hint = live(owner_client, tree({"field": "points", "operator": "gt", "value": ""}))
+    assert "未入力の条件（1 件）は数えていません。" in hint.content.decode()

@@ -3,7 +3,8 @@ preview of matching members, the detail page, and deletion.
 
 The builder (``members/segment-builder.js``) edits the condition tree in the browser and keeps
 it, as JSON, in the form's hidden ``definition`` field; this module validates it with
-``tayori.members.segments`` on every live count and on save.
+``tayori.members.segments`` on every live count and on save. The live count leaves out
+conditions still waiting for a value (a row just added is not a mistake yet); saving does not.
 """
 
 import json
@@ -14,6 +15,7 @@ from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path
 from django.utils.translation import gettext as _
+from django.utils.translation import pgettext
 from django.views.decorators.http import require_POST
 
 from tayori.accounts import audit
@@ -23,7 +25,8 @@ from tayori.members.models import Attribute, Segment
 from tayori.members.views.helpers import PAGE_SIZE, can_view_pii, member_rows
 
 PREVIEW_SIZE = 20
-PREVIEW_ATTRIBUTES = 3  # attribute columns in the preview table, in display order
+# Attribute columns in the preview table: those the conditions test first, then display order.
+PREVIEW_ATTRIBUTES = 5
 
 
 class SegmentForm(forms.ModelForm):
@@ -78,25 +81,104 @@ def _conditions_in(definition) -> int:
     return 1
 
 
+def _blank(value) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _unfinished(leaf) -> bool:
+    """Whether a condition still waits for its value: a row just added, a range with one end,
+    an empty list of values. A wrong value is not unfinished; it is an error."""
+    if not isinstance(leaf, dict) or leaf.get("operator") not in segments.OPERATOR_LABELS:
+        return False
+    shape = segments.SHAPES.get(leaf["operator"], "one")
+    value = leaf.get("value")
+    if shape == "none":
+        return False
+    if shape == "pair":
+        return _blank(value) or (isinstance(value, list) and any(_blank(v) for v in value))
+    if shape == "many":
+        return _blank(value) or value == []
+    return _blank(value)
+
+
+def _finished_part(definition) -> tuple[object, int, dict[tuple[int, ...], tuple[int, ...]]]:
+    """The definition without unfinished conditions (and groups left with none), how many were
+    left out, and where each kept condition or group sits in the definition as the operator
+    sees it — so that an error in what is counted names the row on screen."""
+    if isinstance(definition, str) and definition.strip():
+        try:
+            definition = json.loads(definition)
+        except ValueError:
+            return definition, 0, {}
+    if not isinstance(definition, dict) or not isinstance(definition.get("conditions"), list):
+        return definition, 0, {}
+    places: dict[tuple[int, ...], tuple[int, ...]] = {}
+
+    def prune(group: dict, path: tuple[int, ...], kept_path: tuple[int, ...]):
+        kept, skipped = [], 0
+        for index, child in enumerate(group["conditions"], start=1):
+            here, there = (*path, index), (*kept_path, len(kept) + 1)
+            if isinstance(child, dict) and isinstance(child.get("conditions"), list):
+                child, left_out = prune(child, here, there)
+                skipped += left_out
+                if child is None:
+                    continue
+            elif _unfinished(child):
+                skipped += 1
+                continue
+            kept.append(child)
+            places[there] = here
+        if path and not kept:
+            return None, skipped or 1  # a group with nothing finished in it yet
+        return {**group, "conditions": kept}, skipped
+
+    pruned, skipped = prune(definition, (), ())
+    return pruned, skipped, places
+
+
+def _fields_in(definition) -> list[str]:
+    """The fields a (validated) definition tests, in the order they first appear."""
+    names: list[str] = []
+    for child in definition.get("conditions", []) if isinstance(definition, dict) else []:
+        for name in (_fields_in(child) if "conditions" in child else [child.get("field")]):
+            if name not in names:
+                names.append(name)
+    return names
+
+
+def _preview_attributes(workspace, tested: list[str]) -> list[Attribute]:
+    attributes = list(Attribute.objects.filter(workspace=workspace))
+    first = sorted((a for a in attributes if a.key in tested), key=lambda a: tested.index(a.key))
+    return (first + [a for a in attributes if a.key not in tested])[:PREVIEW_ATTRIBUTES]
+
+
 def _outcome(request, definition, segment: Segment | None = None, *, saved: bool = False) -> dict:
     """The count and the first matching members of a definition, or why it cannot run.
 
     A definition being built is a search, so it may filter by masked fields only for viewers who
     may see them; a ``saved`` one was written by someone allowed to, and only its count and its
-    (masked) members are shown.
+    (masked) members are shown. One being built is counted without its unfinished conditions.
     """
     pii = can_view_pii(request)
     allow = pii or saved
+    skipped, places = 0, {}
+    if not saved:
+        definition, skipped, places = _finished_part(definition)
     try:
-        segments.validate(request.workspace, definition, allow_pii=allow, segment=segment)
-        members = segments.segment_queryset(request.workspace, definition, allow_pii=allow)
+        normalized = segments.validate(request.workspace, definition, allow_pii=allow,
+                                       segment=segment)
+        members = segments.segment_queryset(request.workspace, normalized, allow_pii=allow)
         total = members.count()
     except segments.SegmentError as error:
-        return {"errors": [str(e) for e in error.errors]}
-    attributes = list(Attribute.objects.filter(workspace=request.workspace)[:PREVIEW_ATTRIBUTES])
+        errors = [segments.ConditionError(places.get(e.path, e.path), e.message)
+                  for e in error.errors]
+        return {"errors": [str(e) for e in errors], "skipped": skipped,
+                "condition_errors": [{"where": e.where, "message": e.message} for e in errors]}
+    attributes = _preview_attributes(request.workspace, _fields_in(normalized))
     preview = list(members.order_by("-id")[:PREVIEW_SIZE])
     return {"total": total, "rows": member_rows(preview, attributes, pii),
-            "attributes": attributes, "pii_visible": pii, "errors": []}
+            "attributes": attributes, "pii_visible": pii, "errors": [], "skipped": skipped,
+            "show_phone": any(member.phone for member in preview)}
 
 
 @requires("members.view")
@@ -157,8 +239,7 @@ def _builder(request, form: SegmentForm, segment: Segment | None, status=200):
         tree = {}
     return render(request, "members/segments/form.html", {
         "form": form, "segment": segment,
-        "catalog": segments.field_catalog(request.workspace, allow_pii=pii,
-                                          exclude_segment=segment.pk if segment else None),
+        "catalog": _catalog(request.workspace, pii, segment),
         "tree": tree if isinstance(tree, dict) else {},
         "condition_errors": [{"where": e.where, "message": e.message}
                              for e in form.condition_errors],
@@ -166,14 +247,28 @@ def _builder(request, form: SegmentForm, segment: Segment | None, status=200):
     }, status=status)
 
 
+def _catalog(workspace, pii: bool, segment: Segment | None) -> dict:
+    """The builder's catalog, each field saying whether it is personal information: a new row
+    starts on a field that is not, so that a person's name is never the default."""
+    catalog = segments.field_catalog(workspace, allow_pii=pii,
+                                     exclude_segment=segment.pk if segment else None)
+    personal = {name for name, field in segments.fields_of(workspace).items() if field.pii}
+    for field in catalog["fields"]:
+        field["pii"] = field["name"] in personal
+    return catalog
+
+
 def _builder_text() -> dict:
-    """Words the builder script shows, translated here so the script carries none."""
+    """Words the builder script shows, translated here so the script carries none. Words that
+    mean something else elsewhere in Tayori (an operator is also a person) carry a context."""
     return {
         "all": _("All of these are true"), "any": _("Any of these is true"),
         "addCondition": _("Add condition"), "addGroup": _("Add group"),
         "removeCondition": _("Remove condition"), "removeGroup": _("Remove group"),
-        "field": _("Field"), "operator": _("Operator"), "value": _("Value"),
-        "and": _("and"), "days": _("days"), "onePerLine": _("One value per line"),
+        "field": _("Field"), "operator": pgettext("segment condition", "Operator"),
+        "join": pgettext("segment group", "Combine conditions"), "value": _("Value"),
+        "and": pgettext("segment range", "and"), "days": _("days"),
+        "onePerLine": _("One value per line"),
         "member": _("Member"), "attributes": _("Attributes"),
         "unknownField": _("Unknown field “%(field)s”"), "choose": _("Choose…"),
         "empty": _("No conditions: the segment selects every member."),

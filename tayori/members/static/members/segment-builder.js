@@ -5,6 +5,10 @@
  * (operators, value shape, choices) comes from the page's "segment-catalog" data; the server
  * validates, counts and saves. After every change the body receives a "segment-changed" event,
  * which makes htmx refresh the live count.
+ *
+ * Problems are shown on the row or group they concern: those found when saving stay with their
+ * condition until it is edited; those the live count finds are replaced by each new count. The
+ * live count leaves out rows still waiting for a value, so a row just added is not an error.
  */
 (function () {
   "use strict";
@@ -38,19 +42,36 @@
   function Builder(root) {
     this.root = root;
     this.output = document.getElementById(root.dataset.output);
+    this.live = document.getElementById(root.dataset.live);
+    this.mirror = document.getElementById("segment-mirror");
     this.catalog = readData("segment-catalog");
     this.text = readData("segment-text");
-    this.errors = {};
     var self = this;
+    var saved = {};
     (readData("segment-errors") || []).forEach(function (error) {
-      (self.errors[error.where] = self.errors[error.where] || []).push(error.message);
+      (saved[error.where] = saved[error.where] || []).push(error.message);
     });
+    this.savedErrors = new WeakMap();  // condition or group -> messages from the last save
+    this.liveErrors = {};  // "1.2" -> messages from the last live count
     this.fields = {};
     this.catalog.fields.forEach(function (field) {
       self.fields[field.name] = field;
     });
     this.tree = this.group(readData("segment-definition"));
+    this.attachSaved(this.tree, [], saved);
   }
+
+  // Errors from saving name positions; tie them to the conditions themselves, so that they
+  // follow a row when another one is removed above it.
+  Builder.prototype.attachSaved = function (group, path, saved) {
+    var self = this;
+    if (path.length && saved[path.join(".")]) this.savedErrors.set(group, saved[path.join(".")]);
+    group.conditions.forEach(function (child, index) {
+      var childPath = path.concat([index + 1]);
+      if (Array.isArray(child.conditions)) self.attachSaved(child, childPath, saved);
+      else if (saved[childPath.join(".")]) self.savedErrors.set(child, saved[childPath.join(".")]);
+    });
+  };
 
   Builder.prototype.group = function (node) {
     var self = this;
@@ -98,12 +119,14 @@
   };
 
   Builder.prototype.newCondition = function () {
-    var names = Object.keys(this.fields).filter(function (name) {
-      return this.available(this.fields[name]);
-    }, this);
-    // Start on the first attribute if there is one: it is what segments are usually about.
-    var name = names.filter(function (n) { return MEMBER_FIELDS.indexOf(n) < 0; })[0] || "status";
-    if (!this.fields[name]) name = names[0];
+    var fields = this.catalog.fields.filter(function (field) { return this.available(field); }, this);
+    // Start on the first attribute that is not personal information (segments are usually
+    // about attributes, and a name or an address is rarely what one picks members by), else
+    // on the member's status.
+    var attribute = fields.filter(function (field) {
+      return MEMBER_FIELDS.indexOf(field.name) < 0 && !field.pii;
+    })[0];
+    var name = attribute ? attribute.name : this.fields.status ? "status" : fields[0].name;
     var field = this.fields[name];
     var op = field.operators[0];
     return { field: name, operator: op.code, value: this.emptyValue(field, op.shape) };
@@ -126,9 +149,34 @@
     if (!quiet) document.body.dispatchEvent(new CustomEvent("segment-changed"));
   };
 
-  Builder.prototype.rebuild = function () {
+  // A value typed into a row: the error saving found there no longer applies.
+  Builder.prototype.edited = function (node) {
+    if (this.savedErrors.delete(node)) this.paintErrors();
+    this.changed();
+  };
+
+  Builder.prototype.rebuild = function (node) {
+    if (node) this.savedErrors.delete(node);
+    this.liveErrors = {};  // their positions may have moved; the next count brings fresh ones
     this.render();
     this.changed();
+  };
+
+  // ---- the live count's answer ---------------------------------------------------------------
+
+  Builder.prototype.counted = function () {
+    var self = this;
+    var data = this.live.querySelector("#segment-live-errors");
+    this.liveErrors = {};
+    (data ? JSON.parse(data.textContent) : []).forEach(function (error) {
+      (self.liveErrors[error.where] = self.liveErrors[error.where] || []).push(error.message);
+    });
+    this.paintErrors();
+    if (this.mirror) {
+      var count = this.live.querySelector("[data-count]");
+      this.mirror.querySelector("strong").textContent = count ? count.textContent : "—";
+      this.mirror.hidden = false;
+    }
   };
 
   // ---- rendering -----------------------------------------------------------------------------
@@ -136,27 +184,37 @@
   Builder.prototype.render = function () {
     var focusPath = document.activeElement && document.activeElement.dataset
       ? document.activeElement.dataset.focus : null;
+    // Problems with the definition as a whole are listed above the builder by the page.
     this.root.replaceChildren(this.renderGroup(this.tree, null, []));
-    if (this.errors[""]) {
-      this.root.prepend(el("div", { className: "errors", role: "alert" },
-        this.errors[""].map(function (m) { return el("p", { text: m }); })));
-    }
+    this.paintErrors();
     if (focusPath) {
       var again = this.root.querySelector('[data-focus="' + focusPath + '"]');
       if (again) again.focus();
     }
   };
 
-  Builder.prototype.messages = function (path) {
-    var list = this.errors[path.join(".")];
-    return (list || []).map(function (m) { return el("small", { className: "error", text: m }); });
+  // Put each row's and group's current problems under it, without rebuilding the inputs (the
+  // operator may be typing in one).
+  Builder.prototype.paintErrors = function () {
+    var self = this;
+    this.root.querySelectorAll("[data-path]").forEach(function (box) {
+      var messages = (self.savedErrors.get(box.segNode) || []).slice();
+      (self.liveErrors[box.dataset.path] || []).forEach(function (m) {
+        if (messages.indexOf(m) < 0) messages.push(m);
+      });
+      Array.prototype.slice.call(box.children).forEach(function (child) {
+        if (child.matches("small.error")) child.remove();
+      });
+      messages.forEach(function (m) { box.appendChild(el("small", { className: "error", text: m })); });
+      box.classList.toggle("has-error", messages.length > 0);
+    });
   };
 
   Builder.prototype.renderGroup = function (group, parent, path) {
     var self = this;
     var key = path.join(".") || "root";
     var join = el("select", {
-      "aria-label": this.text.operator, "data-focus": "join-" + key,
+      "aria-label": this.text.join, "data-focus": "join-" + key,
       onchange: function () { group.op = this.value; self.rebuild(); },
     }, [
       el("option", { value: "and", text: this.text.all, selected: group.op === "and" }),
@@ -188,19 +246,21 @@
     var actions = el("div", { className: "seg-actions" }, [
       el("button", {
         type: "button", text: "+ " + this.text.addCondition, "data-focus": "add-" + key,
-        onclick: function () { group.conditions.push(self.newCondition()); self.rebuild(); },
+        onclick: function () { group.conditions.push(self.newCondition()); self.rebuild(group); },
       }),
       path.length < MAX_GROUP_DEPTH ? el("button", {
         type: "button", text: "+ " + this.text.addGroup,
         onclick: function () {
           group.conditions.push({ op: group.op === "and" ? "or" : "and", conditions: [self.newCondition()] });
-          self.rebuild();
+          self.rebuild(group);
         },
       }) : null,
     ]);
-    var box = el("fieldset", {
-      className: "seg-group" + (this.errors[path.join(".")] && path.length ? " has-error" : ""),
-    }, [head, body, actions].concat(path.length ? this.messages(path) : []));
+    var box = el("fieldset", { className: "seg-group" }, [head, body, actions]);
+    if (path.length) {
+      box.dataset.path = path.join(".");
+      box.segNode = group;
+    }
     return box;
   };
 
@@ -216,13 +276,13 @@
       },
     });
     var field = this.fields[leaf.field];
-    var row = el("div", { className: "seg-row" + (this.errors[key] ? " has-error" : "") });
+    var row = el("div", { className: "seg-row", "data-path": key });
+    row.segNode = leaf;
     if (!field) {
       // A field this viewer may not use, or one deleted since: keep the condition as it is so
       // that saving reports it instead of silently dropping it.
       row.appendChild(el("span", { text: this.text.unknownField.replace("%(field)s", leaf.field) }));
       row.appendChild(remove);
-      this.messages(path).forEach(function (m) { row.appendChild(m); });
       return row;
     }
     row.appendChild(this.fieldSelect(leaf, key));
@@ -233,7 +293,7 @@
         var after = self.operator(field, this.value);
         leaf.operator = this.value;
         if (!before || before.shape !== after.shape) leaf.value = self.emptyValue(field, after.shape);
-        self.rebuild();
+        self.rebuild(leaf);
       },
     }, field.operators.map(function (op) {
       return el("option", { value: op.code, text: op.label, selected: op.code === leaf.operator });
@@ -242,7 +302,6 @@
     var op = this.operator(field, leaf.operator);
     if (op) this.valueInputs(leaf, field, op.shape, key).forEach(function (n) { row.appendChild(n); });
     row.appendChild(remove);
-    this.messages(path).forEach(function (m) { row.appendChild(m); });
     return row;
   };
 
@@ -250,8 +309,8 @@
     var self = this;
     var member = el("optgroup", { label: this.text.member });
     var attributes = el("optgroup", { label: this.text.attributes });
-    Object.keys(this.fields).forEach(function (name) {
-      var field = self.fields[name];
+    this.catalog.fields.forEach(function (field) {
+      var name = field.name;
       if (!self.available(field) && name !== leaf.field) return;
       var option = el("option", { value: name, text: field.label, selected: name === leaf.field });
       (MEMBER_FIELDS.indexOf(name) >= 0 ? member : attributes).appendChild(option);
@@ -264,7 +323,7 @@
         leaf.field = this.value;
         leaf.operator = op.code;
         leaf.value = self.emptyValue(field, op.shape);
-        self.rebuild();
+        self.rebuild(leaf);
       },
     }, attributes.children.length ? [member, attributes] : [member]);
   };
@@ -278,7 +337,7 @@
         el("input", {
           type: "number", min: "0", max: "36500", step: "1", value: leaf.value, "aria-label": label,
           "data-focus": "days-" + key, style: "width: 90px",
-          oninput: function () { leaf.value = this.value; self.changed(); },
+          oninput: function () { leaf.value = this.value; self.edited(leaf); },
         }),
         el("span", { className: "seg-join", text: this.text.days }),
       ];
@@ -286,7 +345,7 @@
     if (shape === "ref") {
       return [el("select", {
         "aria-label": label, "data-focus": "ref-" + key,
-        onchange: function () { leaf.value = parseInt(this.value, 10) || this.value; self.changed(); },
+        onchange: function () { leaf.value = parseInt(this.value, 10) || this.value; self.edited(leaf); },
       }, [el("option", { value: "", text: this.text.choose })].concat(
         this.references(field).map(function (ref) {
           return el("option", { value: ref.id, text: ref.name, selected: String(ref.id) === String(leaf.value) });
@@ -305,7 +364,7 @@
                   var boxes = this.closest(".seg-choices").querySelectorAll("input");
                   leaf.value = Array.prototype.filter.call(boxes, function (b) { return b.checked; })
                     .map(function (b) { return b.value; });
-                  self.changed();
+                  self.edited(leaf);
                 },
               }),
               document.createTextNode(field.choice_labels[i] || choice),
@@ -318,7 +377,7 @@
         oninput: function () {
           leaf.value = this.value.split("\n").map(function (s) { return s.trim(); })
             .filter(function (s) { return s; });
-          self.changed();
+          self.edited(leaf);
         },
       })];
     }
@@ -326,12 +385,12 @@
       var pair = Array.isArray(leaf.value) ? leaf.value : ["", ""];
       leaf.value = pair;
       return [
-        this.single(field, pair[0], function (v) { pair[0] = v; self.changed(); }, key + "-0"),
+        this.single(field, pair[0], function (v) { pair[0] = v; self.edited(leaf); }, key + "-0"),
         el("span", { className: "seg-join", text: this.text.and }),
-        this.single(field, pair[1], function (v) { pair[1] = v; self.changed(); }, key + "-1"),
+        this.single(field, pair[1], function (v) { pair[1] = v; self.edited(leaf); }, key + "-1"),
       ];
     }
-    return [this.single(field, leaf.value, function (v) { leaf.value = v; self.changed(); }, key)];
+    return [this.single(field, leaf.value, function (v) { leaf.value = v; self.edited(leaf); }, key)];
   };
 
   Builder.prototype.single = function (field, value, set, key) {
@@ -358,6 +417,11 @@
     var builder = new Builder(root);
     builder.render();
     builder.changed(true);
+    if (builder.live) {
+      document.body.addEventListener("htmx:afterSwap", function (event) {
+        if (event.detail.target === builder.live) builder.counted();
+      });
+    }
   }
 
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
