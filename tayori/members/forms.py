@@ -1,6 +1,7 @@
 """Forms for the member pages. They collect raw input only: members are validated by
 ``values.clean_member`` through ``services``, whose FieldErrors are put back on the fields here."""
 
+import json
 import re
 
 from django import forms
@@ -148,19 +149,25 @@ def _initial(attribute: Attribute, stored):
 
 class AttributeForm(forms.ModelForm):
     """Defines an attribute. The key is fixed once created: stored values, CSV headers, API
-    clients and segments refer to it."""
+    clients and segments refer to it.
+
+    The label comes first and the page suggests a key from it (``attribute_form.html``); a
+    label with no Latin letters to build one from gets the next free ``attr_N``.
+    """
 
     choices_text = forms.CharField(
         label=_("Choices"), required=False, widget=forms.Textarea(attrs={"rows": 5}),
         help_text=_("One per line. Used by the choice and multiple choice types."))
-    field_order = ["key", "label", "type", "choices_text", "required", "unique", "pii"]
+    field_order = ["label", "key", "type", "choices_text", "required", "unique", "pii"]
 
     class Meta:
         model = Attribute
         fields = ["key", "label", "type", "required", "unique", "pii"]
         help_texts = {
             "key": _("Lower-case letters, digits and underscores, starting with a letter. "
-                     "Used in CSV headers and the API; cannot be changed later."),
+                     "Used in CSV headers and the API; cannot be changed later. Suggested from "
+                     "the label; a Japanese label gets a numbered key such as attr_1, which "
+                     "you may replace with a clearer one (e.g. prefecture)."),
             "pii": _("Masked for roles that may not view personal information."),
         }
 
@@ -170,6 +177,14 @@ class AttributeForm(forms.ModelForm):
         if self.instance.pk:
             self.fields["key"].disabled = True
             self.fields["choices_text"].initial = "\n".join(self.instance.choices)
+            return
+        taken = set(Attribute.objects.filter(workspace=workspace).values_list("key", flat=True))
+        # What the page's script needs to suggest a key that the checks below accept.
+        self.fields["key"].widget.attrs.update({
+            "data-fallback": next_numbered_key(taken),
+            "data-taken": json.dumps(sorted(taken | RESERVED_KEYS)),
+            "autocomplete": "off",
+        })
 
     def clean_key(self):
         key = self.cleaned_data["key"]
@@ -202,6 +217,14 @@ class AttributeForm(forms.ModelForm):
             choices = []
         self.instance.choices = choices
         return cleaned
+
+
+def next_numbered_key(taken: set[str]) -> str:
+    """The first free ``attr_N``, counting on from the attributes already defined."""
+    number = len(taken) + 1
+    while f"attr_{number}" in taken:
+        number += 1
+    return f"attr_{number}"
 
 
 class ConsentForm(forms.ModelForm):

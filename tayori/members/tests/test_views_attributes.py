@@ -1,3 +1,5 @@
+import json
+
 import pytest
 from django.urls import reverse
 
@@ -199,3 +201,29 @@ def test_a_key_used_in_another_workspace_is_free_here(owner_client, workspace, o
                                  definition(key="code", label="Ours"))
     assert response.status_code == 302
     assert Attribute.objects.filter(workspace=workspace, key="code").exists()
+
+
+def test_the_form_asks_for_the_label_first_and_offers_the_next_numbered_key(owner_client,
+                                                                             workspace):
+    for key in ("plan", "attr_2", "attr_3"):
+        Attribute.objects.create(workspace=workspace, key=key, label=key)
+    page = owner_client.get(reverse("members:attribute-create"))
+    form = page.context["form"]
+    assert [field.name for field in form.visible_fields()][:3] == ["label", "key", "type"]
+    attrs = form.fields["key"].widget.attrs
+    assert attrs["data-fallback"] == "attr_4"  # attr_3 would be the fourth; it is taken
+    assert {"plan", "attr_2", "email"} <= set(json.loads(attrs["data-taken"]))
+    assert 'data-fallback="attr_4"' in page.content.decode()
+
+
+def test_another_workspaces_keys_do_not_shape_the_suggestion(owner_client, other_workspace):
+    Attribute.objects.create(workspace=other_workspace, key="attr_1", label="theirs")
+    attrs = owner_client.get(reverse("members:attribute-create")).context["form"] \
+        .fields["key"].widget.attrs
+    assert attrs["data-fallback"] == "attr_1" and "attr_1" not in json.loads(attrs["data-taken"])
+
+
+def test_editing_offers_no_key_suggestion(owner_client, workspace):
+    plan = Attribute.objects.create(workspace=workspace, key="plan", label="Plan")
+    form = owner_client.get(reverse("members:attribute-edit", args=[plan.pk])).context["form"]
+    assert form.fields["key"].disabled and "data-fallback" not in form.fields["key"].widget.attrs
