@@ -29,7 +29,7 @@ from tayori.api.errors import (
 from tayori.api.pagination import PageParams, page_of, paginate
 from tayori.members.masking import masked_member_fields
 from tayori.members.models import Attribute, Member, MemberList, Segment
-from tayori.members.services import create_member, update_member, upsert_many
+from tayori.members.services import create_member, delete_member, update_member, upsert_many
 from tayori.members.values import FieldError, normalize_email, normalize_phone
 
 router = Router(tags=["Members"])
@@ -324,7 +324,7 @@ def delete(request, member_id: int = Path(..., ge=1, le=MAX_ID)):
     keep the evidence, set the status to `unsubscribed` instead."""
     member = get_scoped(Member, request, member_id, _("Member"))
     pk = member.pk
-    member.delete()
+    delete_member(member)
     audit.record("member.deleted", request=request, target=f"member:{pk}", via="api")
     return Status(204, None)
 

@@ -104,7 +104,11 @@ class ConsentRecord(models.Model):
         SMS = "sms", _("SMS")
 
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="consents")
-    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="consents")
+    # The record outlives its member: the law asks for the evidence to be kept, so deleting a
+    # member detaches its consents and keeps the address they were given for.
+    member = models.ForeignKey(Member, null=True, blank=True, on_delete=models.SET_NULL,
+                               related_name="consents")
+    address = models.CharField(_("address or number"), max_length=254, blank=True)
     channel = models.CharField(_("channel"), max_length=8, choices=Channel.choices,
                                default=Channel.EMAIL)
     given_at = models.DateTimeField(_("given at"), default=timezone.now)

@@ -117,6 +117,15 @@ def update_member(member: Member, data: dict) -> Member:
     return member
 
 
+@transaction.atomic
+def delete_member(member: Member) -> None:
+    """Delete a member but keep its consent records, stamped with the address each was for."""
+    for channel, address in ((ConsentRecord.Channel.EMAIL, member.email),
+                             (ConsentRecord.Channel.SMS, member.phone)):
+        ConsentRecord.objects.filter(member=member, channel=channel).update(address=address)
+    member.delete()
+
+
 def _check_contact_taken(member, errors):
     others = Member.objects.filter(workspace_id=member.workspace_id).exclude(pk=member.pk)
     if member.email and others.filter(email=member.email).exists():

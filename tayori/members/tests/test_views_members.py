@@ -285,6 +285,17 @@ def test_deleting_asks_for_confirmation_then_deletes_and_audits(owner_client, ta
     assert AuditEvent.objects.filter(action="member.deleted", target=f"member:{taro.pk}").exists()
 
 
+def test_deleting_a_member_keeps_its_consent_records_with_their_addresses(owner_client, taro):
+    email = ConsentRecord.objects.create(workspace=taro.workspace, member=taro, method="web form")
+    sms = ConsentRecord.objects.create(workspace=taro.workspace, member=taro, method="paper",
+                                       channel="sms")
+    owner_client.post(reverse("members:delete", args=[taro.pk]))
+    email.refresh_from_db()
+    sms.refresh_from_db()
+    assert (email.member_id, email.address) == (None, "taro@example.jp")
+    assert (sms.member_id, sms.address) == (None, "+819012345678")
+
+
 # Lists and consent from the detail page
 
 

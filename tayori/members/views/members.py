@@ -29,7 +29,7 @@ from tayori.members.forms import (
     WithdrawConsentForm,
 )
 from tayori.members.models import Attribute, ConsentRecord, ListMembership, Member, MemberList
-from tayori.members.services import ValidationFailed, create_member, update_member
+from tayori.members.services import ValidationFailed, create_member, delete_member, update_member
 from tayori.members.views.helpers import (
     PAGE_SIZE,
     can_view_pii,
@@ -234,7 +234,7 @@ def delete(request, pk):
     member = get_object_or_404(Member, pk=pk, workspace=request.workspace)
     if request.method == "POST":
         target = target_of(member)
-        member.delete()
+        delete_member(member)
         audit.record("member.deleted", request=request, target=target)
         messages.success(request, _("Member deleted."))
         return redirect("members:index")
