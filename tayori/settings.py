@@ -34,6 +34,7 @@ INSTALLED_APPS = [
     "ninja",  # serves the API docs' Swagger UI from local static files, not a CDN
     "tayori.accounts",
     "tayori.members",
+    "tayori.delivery",
     "tayori.web",
 ]
 
