@@ -1,0 +1,234 @@
+"""Delivery data: message sources, the per-recipient Delivery rows that are at once the queue and
+the delivery log, sender domains with their DKIM keys, SMTP relays, and the sandbox outbox."""
+
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from tayori.accounts.models import Operator, Workspace
+from tayori.members.models import Member, Segment
+
+
+class Priority(models.IntegerChoices):
+    """Claim order: higher first, so urgent rows overtake any bulk backlog."""
+
+    BULK = 0, _("Bulk")
+    NORMAL = 5, _("Normal")
+    URGENT = 9, _("Urgent")
+
+
+class Source(models.Model):
+    """One message sent to many (a bulk send) or to one (a transactional message): what to send,
+    to whom, and where the send stands. Campaigns and notices will own a Source each."""
+
+    class Kind(models.TextChoices):
+        BULK = "bulk", _("Bulk send")
+        TRANSACTIONAL = "transactional", _("Transactional")
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", _("Draft")
+        SCHEDULED = "scheduled", _("Scheduled")
+        RUNNING = "running", _("Sending")
+        PAUSED = "paused", _("Paused")
+        DONE = "done", _("Done")
+        CANCELLED = "cancelled", _("Cancelled")
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="sources")
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.BULK)
+    name = models.CharField(_("name"), max_length=200)
+    status = models.CharField(_("status"), max_length=16, choices=Status.choices,
+                              default=Status.DRAFT)
+    priority = models.SmallIntegerField(_("priority"), choices=Priority.choices,
+                                        default=Priority.BULK)
+    # Content: Jinja2 templates rendered per recipient (see delivery.rendering).
+    from_name = models.CharField(_("sender name"), max_length=200, blank=True)
+    from_address = models.EmailField(_("sender address"))
+    reply_to = models.EmailField(_("reply-to"), blank=True)
+    subject = models.CharField(_("subject"), max_length=500)
+    html = models.TextField(_("HTML body"), blank=True)
+    text = models.TextField(_("text body"), blank=True)
+    tracking = models.BooleanField(_("track opens and clicks"), default=True)
+    # Audience (bulk): a segment, evaluated at fan-out time.
+    segment = models.ForeignKey(Segment, null=True, blank=True, on_delete=models.PROTECT,
+                                verbose_name=_("segment"))
+    once_per_address = models.BooleanField(_("send once per address"), default=True)
+    # Control
+    scheduled_at = models.DateTimeField(_("start at"), null=True, blank=True)
+    quiet_start = models.TimeField(_("quiet hours from"), null=True, blank=True)
+    quiet_end = models.TimeField(_("quiet hours until"), null=True, blank=True)
+    max_per_hour = models.PositiveIntegerField(_("at most per hour"), null=True, blank=True)
+    contacts = models.CharField(_("notify"), max_length=500, blank=True,
+                                help_text=_("Addresses told when the send starts, ends or "
+                                            "pauses, separated by commas."))
+    pause_reason = models.CharField(max_length=300, blank=True)
+    # Progress, kept by the engine so progress pages never count the whole table.
+    total = models.PositiveIntegerField(default=0)
+    skipped = models.JSONField(default=dict, blank=True)  # reason -> count, from fan-out
+    created_by = models.ForeignKey(Operator, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["status", "scheduled_at"])]
+
+    def __str__(self):
+        return self.name
+
+
+class Delivery(models.Model):
+    """One recipient of one source: the queue row the engine claims and the log line support
+    reads ("did this customer get our mail, and if not, why?")."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", _("Queued")
+        CLAIMED = "claimed", _("Sending")
+        SENT = "sent", _("Sent")
+        DEFERRED = "deferred", _("Deferred")
+        FAILED = "failed", _("Failed")
+        SKIPPED = "skipped", _("Skipped")
+        CANCELLED = "cancelled", _("Cancelled")
+
+    class Channel(models.TextChoices):
+        EMAIL = "email", _("Email")
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="deliveries")
+    source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="deliveries")
+    member = models.ForeignKey(Member, null=True, blank=True, on_delete=models.SET_NULL,
+                               related_name="deliveries")
+    address = models.CharField(_("address"), max_length=254)
+    channel = models.CharField(max_length=8, choices=Channel.choices, default=Channel.EMAIL)
+    priority = models.SmallIntegerField(choices=Priority.choices, default=Priority.BULK)
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices,
+                              default=Status.QUEUED)
+    skip_reason = models.CharField(_("reason"), max_length=32, blank=True)
+    data = models.JSONField(null=True, blank=True)  # per-message merge data (transactional)
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    claimed_by = models.CharField(max_length=64, blank=True)
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    message_id = models.CharField(max_length=200, blank=True)
+    smtp_reply = models.CharField(_("SMTP reply"), max_length=500, blank=True)
+    queued_at = models.DateTimeField(_("queued at"), default=timezone.now)
+    sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)  # failed, skipped or cancelled
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            # The claim: waiting rows by priority, oldest first.
+            models.Index(fields=["status", "priority", "next_attempt_at", "id"],
+                         name="delivery_claim"),
+            models.Index(fields=["source", "status"], name="delivery_source_status"),
+            models.Index(fields=["workspace", "address"], name="delivery_address"),
+            models.Index(fields=["workspace", "queued_at"], name="delivery_queued"),
+        ]
+
+    def __str__(self):
+        return f"{self.address} ({self.status})"
+
+
+class SenderDomain(models.Model):
+    """A domain mail is sent from, with the DKIM keys that sign it (encrypted at rest)."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE,
+                                  related_name="sender_domains")
+    domain = models.CharField(_("domain"), max_length=253)
+    selector = models.CharField(_("DKIM selector"), max_length=63, default="tayori")
+    rsa_key = models.TextField(blank=True)  # encrypted PEM
+    ed25519_key = models.TextField(blank=True)  # encrypted PEM; optional second signature
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["domain"]
+        constraints = [models.UniqueConstraint(fields=["workspace", "domain"],
+                                               name="sender_domain_unique")]
+
+    def __str__(self):
+        return self.domain
+
+
+class Relay(models.Model):
+    """An SMTP server Tayori hands mail to. Several per workspace share the load by weight and
+    take over from each other when one is down."""
+
+    class Tls(models.TextChoices):
+        REQUIRED = "required", _("STARTTLS required")
+        OPPORTUNISTIC = "opportunistic", _("STARTTLS when offered")
+        OFF = "off", _("No STARTTLS")
+        IMPLICIT = "implicit", _("Implicit TLS (SMTPS)")
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="relays")
+    name = models.CharField(_("name"), max_length=100)
+    host = models.CharField(_("host"), max_length=253)
+    port = models.PositiveIntegerField(_("port"), default=25)
+    tls = models.CharField(_("TLS"), max_length=16, choices=Tls.choices,
+                           default=Tls.OPPORTUNISTIC)
+    username = models.CharField(_("user name"), max_length=200, blank=True)
+    password = models.TextField(blank=True)  # encrypted
+    max_connections = models.PositiveSmallIntegerField(_("connections at most"), default=4)
+    max_per_connection = models.PositiveIntegerField(_("messages per connection"), default=1000)
+    max_per_hour = models.PositiveIntegerField(_("messages per hour at most"), null=True,
+                                               blank=True)
+    weight = models.PositiveSmallIntegerField(_("weight"), default=1)
+    active = models.BooleanField(_("in use"), default=True)
+    down_until = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return f"{self.name} ({self.host}:{self.port})"
+
+
+class OutboxMessage(models.Model):
+    """A message the sandbox caught instead of sending: shown in the UI exactly as it would
+    have left, until the workspace switches to real relays."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="outbox")
+    delivery = models.OneToOneField(Delivery, null=True, on_delete=models.SET_NULL,
+                                    related_name="outbox_message")
+    source = models.ForeignKey(Source, null=True, on_delete=models.SET_NULL)
+    mail_from = models.CharField(max_length=300)
+    recipient = models.CharField(max_length=254)
+    subject = models.CharField(max_length=500, blank=True)
+    raw = models.BinaryField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["workspace", "created_at"])]
+
+    def __str__(self):
+        return f"{self.recipient}: {self.subject}"
+
+
+class DeliverySettings(models.Model):
+    """How a workspace sends: the sandbox outbox (the default) or its relays, and the domains
+    that appear in every message's Return-Path, links and Message-ID."""
+
+    class Mode(models.TextChoices):
+        SANDBOX = "sandbox", _("Sandbox outbox (nothing leaves)")
+        RELAYS = "relays", _("SMTP relays")
+
+    workspace = models.OneToOneField(Workspace, on_delete=models.CASCADE,
+                                     related_name="delivery_settings")
+    mode = models.CharField(_("sending"), max_length=8, choices=Mode.choices,
+                            default=Mode.SANDBOX)
+    bounce_domain = models.CharField(_("bounce domain"), max_length=253, blank=True,
+                                     help_text=_("Return-Path domain; defaults to the sender's."))
+    tracking_host = models.CharField(_("tracking host"), max_length=253, blank=True,
+                                     help_text=_("Host in click and open links, e.g. "
+                                                 "t.example.jp."))
+    quiet_start = models.TimeField(_("quiet hours from"), null=True, blank=True)
+    quiet_end = models.TimeField(_("quiet hours until"), null=True, blank=True)
+
+    def __str__(self):
+        return f"{self.workspace}: {self.mode}"
+
+    @classmethod
+    def of(cls, workspace) -> "DeliverySettings":
+        return cls.objects.get_or_create(workspace=workspace)[0]
