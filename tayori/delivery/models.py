@@ -2,6 +2,7 @@
 the delivery log, sender domains with their DKIM keys, SMTP relays, and the sandbox outbox."""
 
 from django.db import models
+from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -30,6 +31,7 @@ class Source(models.Model):
         SCHEDULED = "scheduled", _("Scheduled")
         RUNNING = "running", _("Sending")
         PAUSED = "paused", _("Paused")
+        QUIET = "quiet", _("Waiting for quiet hours to end")
         DONE = "done", _("Done")
         CANCELLED = "cancelled", _("Cancelled")
 
@@ -83,6 +85,7 @@ class Delivery(models.Model):
 
     class Status(models.TextChoices):
         QUEUED = "queued", _("Queued")
+        HELD = "held", _("Paused")  # its source is paused or in quiet hours
         CLAIMED = "claimed", _("Sending")
         SENT = "sent", _("Sent")
         DEFERRED = "deferred", _("Deferred")
@@ -105,6 +108,8 @@ class Delivery(models.Model):
     skip_reason = models.CharField(_("reason"), max_length=32, blank=True)
     data = models.JSONField(null=True, blank=True)  # per-message merge data (transactional)
     attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    # When a deferred row may be retried, or when a claimed row's lease runs out: both return
+    # to the queue once this time has passed (see queue.maintain).
     next_attempt_at = models.DateTimeField(default=timezone.now)
     claimed_by = models.CharField(max_length=64, blank=True)
     claimed_until = models.DateTimeField(null=True, blank=True)
@@ -117,9 +122,10 @@ class Delivery(models.Model):
     class Meta:
         ordering = ["-id"]
         indexes = [
-            # The claim: waiting rows by priority, oldest first.
-            models.Index(fields=["status", "priority", "next_attempt_at", "id"],
+            # The claim walks only queued rows, highest priority first, oldest first.
+            models.Index(F("priority").desc(), F("id"), condition=Q(status="queued"),
                          name="delivery_claim"),
+            models.Index(fields=["status", "next_attempt_at"], name="delivery_due"),
             models.Index(fields=["source", "status"], name="delivery_source_status"),
             models.Index(fields=["workspace", "address"], name="delivery_address"),
             models.Index(fields=["workspace", "queued_at"], name="delivery_queued"),
