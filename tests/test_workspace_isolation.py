@@ -40,6 +40,14 @@ from tayori.accounts.models import (
     Role,
     Workspace,
 )
+from tayori.delivery.models import (
+    Delivery,
+    DeliverySettings,
+    OutboxMessage,
+    Relay,
+    SenderDomain,
+    Source,
+)
 from tayori.members.models import (
     Attribute,
     ConsentRecord,
@@ -168,6 +176,21 @@ FACTORIES = {
         expires_at=timezone.now() + timedelta(days=30)),
     Segment: lambda ws, tag: Segment.objects.create(workspace=ws, name=f"Segment {tag}"),
     Job: lambda ws, tag: _job(ws, tag, Job.Kind.EXPORT),
+    DeliverySettings: lambda ws, tag: DeliverySettings.of(ws),
+    Source: lambda ws, tag: Source.objects.create(
+        workspace=ws, name=f"Send {tag}", from_address=f"news@{ws.slug}.example.jp",
+        subject=f"Subject {tag}", html="<p>{{ email }}</p>", status=Source.Status.PAUSED),
+    Delivery: lambda ws, tag, objects: Delivery.objects.create(
+        workspace=ws, source=objects[Source], member=objects[Member],
+        address=objects[Member].email, status="sent", smtp_reply="250 ok " + ws.slug),
+    OutboxMessage: lambda ws, tag, objects: OutboxMessage.objects.create(
+        workspace=ws, delivery=objects[Delivery], source=objects[Source],
+        mail_from=objects[Source].from_address, recipient=objects[Delivery].address,
+        subject=f"Subject {tag}", raw=b"Subject: secret of " + ws.slug.encode() + b"\r\n\r\nhi"),
+    SenderDomain: lambda ws, tag: SenderDomain.objects.create(
+        workspace=ws, domain=f"{tag}.{ws.slug}.example.jp"),
+    Relay: lambda ws, tag: Relay.objects.create(workspace=ws, name=f"Relay {tag}",
+                                                host="127.0.0.1", port=2525),
     # Some routes only serve an object in a particular state; a variant provides one, so that a
     # view that forgot the workspace would really hand it out.
     "import job with an error report": lambda ws, tag: _job(ws, tag, Job.Kind.IMPORT),

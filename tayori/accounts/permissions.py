@@ -18,6 +18,8 @@ PERMISSIONS: dict[str, str] = {
     "campaigns.schedule": _("Schedule campaigns"),
     "campaigns.send": _("Send campaigns"),
     "campaigns.approve": _("Approve campaigns"),
+    "deliveries.view": _("View the delivery log and the sandbox outbox"),
+    "messages.send": _("Send transactional messages"),
     "analytics.view": _("View analytics"),
     "settings.manage": _("Manage workspace settings and IP rules"),
     "operators.manage": _("Manage operators and roles"),
@@ -31,14 +33,16 @@ BUILTIN_ROLES: dict[str, frozenset[str]] = {
     "Admin": ALL,
     "Editor": frozenset(
         {"members.view", "members.edit", "members.import", "members.export", "members.view_pii",
-         "templates.manage", "campaigns.create", "campaigns.edit", "analytics.view"}
+         "templates.manage", "campaigns.create", "campaigns.edit", "analytics.view",
+         "deliveries.view"}
     ),
     "Approver": frozenset(
         {"members.view", "templates.manage", "campaigns.schedule", "campaigns.send",
-         "campaigns.approve", "analytics.view"}
+         "campaigns.approve", "analytics.view", "deliveries.view"}
     ),
-    "Analyst": frozenset({"members.view", "members.export", "analytics.view"}),
-    "Viewer": frozenset({"members.view", "analytics.view"}),
+    "Analyst": frozenset({"members.view", "members.export", "analytics.view",
+                          "deliveries.view"}),
+    "Viewer": frozenset({"members.view", "analytics.view", "deliveries.view"}),
 }
 
 

@@ -176,7 +176,8 @@ def test_a_custom_manager_cannot_hand_out_rights_they_lack(client, workspace, te
     from tayori.accounts.models import Role
 
     Role.objects.create(workspace=workspace, name="Team leads",
-                        permissions=["analytics.view", "members.view", "operators.manage"])
+                        permissions=["analytics.view", "deliveries.view", "members.view",
+                                     "operators.manage"])
     lead = make_operator(workspace, "lead@sample.jp", "Team leads")
     client.force_login(lead)
     client.post(reverse("accounts:operator-role", args=[seat(workspace, teammate).pk]),
