@@ -1,0 +1,101 @@
+"""Signed tokens that identify a delivery in addresses and links, fixed once for every issue
+that reads them back (bounces, tracking, unsubscribe):
+
+- VERP Return-Path:  ``bounce+<token>@<bounce domain>``           purpose ``b``
+- click:             ``https://<tracking host>/t/c/<token>``      purpose ``c``, carries the link index
+- open pixel:        ``https://<tracking host>/t/o/<token>.gif``  purpose ``o``
+- unsubscribe:       ``https://<tracking host>/t/u/<token>`` and ``mailto:unsubscribe+<token>@<bounce domain>``
+- web version:       ``https://<tracking host>/t/w/<token>``
+
+A token is lower-case base32 (some MTAs lower-case local parts) of the delivery id and, for
+clicks, the link index as unsigned varints, followed by a 10-byte HMAC-SHA256 over purpose and
+payload, keyed per purpose from SECRET_KEY. Delivery ids are not secret; the MAC makes them
+unforgeable, so one member cannot unsubscribe or click for another. Links do not expire: a mail
+read a year later must still unsubscribe (RFC 8058) — the click endpoint may refuse by age.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from functools import lru_cache
+
+from django.conf import settings
+
+MAC_BYTES = 10
+BOUNCE, CLICK, OPEN, UNSUBSCRIBE, WEB = "b", "c", "o", "u", "w"
+
+
+@lru_cache(maxsize=16)
+def _key(purpose: str, secret: str) -> hmac.HMAC:
+    derived = hashlib.sha256(f"tayori.delivery.tokens:{purpose}:{secret}".encode()).digest()
+    return hmac.new(derived, digestmod=hashlib.sha256)
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def _unvarints(data: bytes) -> list[int]:
+    values, value, shift = [], 0, 0
+    for byte in data:
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            values.append(value)
+            value, shift = 0, 0
+    if shift:
+        raise ValueError("truncated")
+    return values
+
+
+def make(purpose: str, *numbers: int) -> str:
+    """A token for a delivery id (and, for clicks, the link index)."""
+    payload = b"".join(_varint(n) for n in numbers)
+    mac = _key(purpose, settings.SECRET_KEY).copy()
+    mac.update(payload)
+    raw = payload + mac.digest()[:MAC_BYTES]
+    return base64.b32encode(raw).decode().rstrip("=").lower()
+
+
+def read(purpose: str, token: str) -> tuple[int, ...] | None:
+    """The numbers a token carries, or None if it was not made by this Tayori for `purpose`."""
+    try:
+        text = token.upper()
+        raw = base64.b32decode(text + "=" * (-len(text) % 8))
+    except (ValueError, TypeError):
+        return None
+    payload, tag = raw[:-MAC_BYTES], raw[-MAC_BYTES:]
+    if len(tag) != MAC_BYTES or not payload:
+        return None
+    mac = _key(purpose, settings.SECRET_KEY).copy()
+    mac.update(payload)
+    if not hmac.compare_digest(mac.digest()[:MAC_BYTES], tag):
+        return None
+    try:
+        return tuple(_unvarints(payload))
+    except ValueError:
+        return None
+
+
+def bounce_address(delivery_id: int, domain: str) -> str:
+    return f"bounce+{make(BOUNCE, delivery_id)}@{domain}"
+
+
+def delivery_of_bounce(local_part: str) -> int | None:
+    """The delivery a VERP local part (``bounce+token``) stands for."""
+    prefix, _, token = local_part.partition("+")
+    numbers = read(BOUNCE, token) if prefix.lower() == "bounce" else None
+    return numbers[0] if numbers and len(numbers) == 1 else None
+
+
+def link(host: str, purpose: str, *numbers: int) -> str:
+    path = {CLICK: "c", OPEN: "o", UNSUBSCRIBE: "u", WEB: "w"}[purpose]
+    suffix = ".gif" if purpose == OPEN else ""
+    return f"https://{host}/t/{path}/{make(purpose, *numbers)}{suffix}"
