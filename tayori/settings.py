@@ -18,6 +18,9 @@ ENVIRONMENT = env_str("TAYORI_ENV", "development")
 SECRET_KEY = env_str("TAYORI_SECRET_KEY", DEFAULT_SECRET)
 if ENVIRONMENT == "production" and SECRET_KEY == DEFAULT_SECRET:
     raise RuntimeError("TAYORI_SECRET_KEY must be set when TAYORI_ENV=production")
+# Seals secrets at rest (DKIM keys, relay passwords); comma-separated keys rotate. Empty: derived
+# from SECRET_KEY (see tayori.lib.crypto).
+ENCRYPTION_KEY = env_str("TAYORI_ENCRYPTION_KEY", "")
 DEBUG = env_bool("TAYORI_DEBUG", False)
 ALLOWED_HOSTS = env_list("TAYORI_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]", "testserver"])
 # Client addresses in X-Forwarded-For are believed only when the peer is one of these proxies.
