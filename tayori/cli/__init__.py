@@ -20,6 +20,6 @@ def setup_django():
 
 def main():
     setup_django()
-    from tayori.cli import bench, members, server  # noqa: F401  (registers commands)
+    from tayori.cli import bench, delivery, members, server  # noqa: F401  (registers commands)
 
     app()

@@ -55,16 +55,21 @@ def jobs():
 
 
 @app.command()
-def serve(host: str = "127.0.0.1", port: int = 8000):
-    """Everything on one machine: migrate, first owner, job consumer and web."""
+def serve(host: str = "127.0.0.1", port: int = 8000,
+          workers: int = typer.Option(1, help="Delivery worker processes.")):
+    """Everything on one machine: migrate, first owner, job consumer, delivery workers,
+    scheduler and web."""
     migrate()
     ensure_owner(email=os.environ.get("TAYORI_ADMIN_EMAIL", "admin@tayori.local"),
                  password=os.environ.get("TAYORI_ADMIN_PASSWORD", ""),
                  workspace=os.environ.get("TAYORI_WORKSPACE_NAME", "Tayori"))
-    consumer = subprocess.Popen([sys.executable, "-m", "tayori", "jobs"])
+    children = [subprocess.Popen([sys.executable, "-m", "tayori", *command]) for command in (
+        ["jobs"], ["scheduler"], ["worker", "--processes", str(max(workers, 1))])]
     console.print(f"Tayori is running on [bold]http://{host}:{port}/[/]")
     try:
         web(host=host, port=port)
     finally:
-        consumer.terminate()
-        consumer.wait(timeout=10)
+        for child in children:
+            child.terminate()
+        for child in children:
+            child.wait(timeout=15)

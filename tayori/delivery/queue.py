@@ -137,7 +137,7 @@ def _aware(value):
 @dataclass(slots=True)
 class Outcome:
     """What happened to one claimed row. `kind` is sent, deferred, failed or requeue (the relay
-    was unreachable: back to the queue without spending an attempt)."""
+    was unreachable: back to the queue without spending an attempt, at `retry_at` if given)."""
 
     id: int
     kind: str
@@ -170,13 +170,21 @@ WHERE id = %s AND claimed_by = %s AND status = 'claimed'
 _STATUS = {"sent": "sent", "deferred": "deferred", "failed": "failed", "requeue": "queued"}
 
 
+def _status(outcome: Outcome) -> str:
+    # A row requeued for later waits as deferred (maintain returns it when due), so that
+    # workers do not claim it again and again while the relays rest.
+    if outcome.kind == "requeue" and outcome.retry_at is not None:
+        return "deferred"
+    return _STATUS[outcome.kind]
+
+
 def record(worker: str, outcomes: list[Outcome], *, now: dt.datetime | None = None) -> int:
     """Store a batch of outcomes in one statement (PostgreSQL) or one executemany (SQLite).
     Rows whose lease was taken over by another worker are left to that worker."""
     if not outcomes:
         return 0
     now = now or timezone.now()
-    rows = [(o.id, _STATUS[o.kind], o.reply[:500], o.message_id, o.retry_at,
+    rows = [(o.id, _status(o), o.reply[:500], o.message_id, o.retry_at,
              now if o.kind == "sent" else None, now if o.kind == "failed" else None,
              0 if o.kind == "requeue" else 1) for o in outcomes]
     with connection.cursor() as cursor:

@@ -1,0 +1,156 @@
+"""The delivery worker: lanes of claim → render → sign → send → record, on one asyncio loop.
+
+A worker process runs one urgent lane, which claims only urgent rows with its own connections and
+polls often, and several bulk lanes, each with its own relay connection. Database calls run on
+one thread (Django connections are per thread); rendering and signing run on the loop; SMTP I/O
+overlaps across lanes. Claims are leases: a worker killed at any moment loses nothing, its rows
+return to the queue when the lease runs out (queue.maintain).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from collections import defaultdict
+
+from asgiref.sync import sync_to_async
+from django.db import close_old_connections, connections
+from django.utils import timezone
+
+from tayori.delivery import queue
+from tayori.delivery.channels import Outbox, Outgoing, Relays
+from tayori.delivery.composing import Composer
+from tayori.delivery.models import DeliverySettings, Priority, Relay
+from tayori.members.models import Member
+
+log = logging.getLogger(__name__)
+db = sync_to_async(lambda call, *args, **kwargs: call(*args, **kwargs), thread_sensitive=True)
+
+
+class Lane:
+    """One claim/send loop with its own channels (one per workspace)."""
+
+    def __init__(self, worker: Worker, name: str, *, batch: int, min_priority: int,
+                 idle: float):
+        self.worker, self.name = worker, name
+        self.batch, self.min_priority, self.idle = batch, min_priority, idle
+        self.channels: dict[int, Outbox | Relays] = {}
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                busy = await self.step()
+            except Exception:  # a lane must outlive one bad batch; the rows' leases expire
+                log.exception("lane %s: batch failed", self.name)
+                busy = False
+            if not busy:
+                try:
+                    await asyncio.wait_for(stop.wait(), self.idle)
+                except TimeoutError:
+                    pass
+        for channel in self.channels.values():
+            await channel.close()
+
+    async def step(self) -> bool:
+        claimed = await db(queue.claim, self.worker.name, self.batch,
+                           min_priority=self.min_priority)
+        if not claimed:
+            return False
+        attributes = await db(_attributes, [c.member_id for c in claimed if c.member_id])
+        by_workspace: dict[int, list[Outgoing]] = defaultdict(list)
+        outcomes = []
+        for row in claimed:
+            composer = await self.worker.composer(row.source_id)
+            rendered = composer.compose(row, attributes.get(row.member_id, {}))
+            if isinstance(rendered, queue.Outcome):  # the template failed for this recipient
+                outcomes.append(rendered)
+            else:
+                by_workspace[composer.workspace_id].append(rendered)
+        for workspace_id, batch in by_workspace.items():
+            channel = await self.channel(workspace_id)
+            outcomes += await channel.send(batch)
+        await db(queue.record, self.worker.name, outcomes)
+        self.worker.sent += sum(1 for o in outcomes if o.kind == "sent")
+        # A batch that all went back to the queue (relays down) is no progress: rest a while.
+        return any(o.kind != "requeue" for o in outcomes)
+
+    async def channel(self, workspace_id: int) -> Outbox | Relays:
+        if workspace_id not in self.channels:
+            mode, relays = await db(_sending_setup, workspace_id)
+            self.channels[workspace_id] = (
+                Relays(relays, helo=self.worker.helo) if mode == DeliverySettings.Mode.RELAYS
+                else Outbox())
+        return self.channels[workspace_id]
+
+
+def _attributes(member_ids: list[int]) -> dict[int, dict]:
+    return dict(Member.objects.filter(pk__in=member_ids).values_list("pk", "attributes"))
+
+
+def _sending_setup(workspace_id: int):
+    settings = DeliverySettings.objects.filter(workspace_id=workspace_id).first()
+    mode = settings.mode if settings else DeliverySettings.Mode.SANDBOX
+    return mode, list(Relay.objects.filter(workspace_id=workspace_id, active=True))
+
+
+class Worker:
+    """One process's lanes and their shared caches (compiled sources, signers)."""
+
+    def __init__(self, *, name: str | None = None, bulk_lanes: int = 4, batch: int = 500,
+                 urgent_batch: int = 50, idle: float = 0.5, urgent_idle: float = 0.05):
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}"
+        self.helo = socket.getfqdn() or "localhost"
+        self.sent = 0
+        self.lanes = [Lane(self, f"{self.name}/urgent", batch=urgent_batch,
+                           min_priority=Priority.URGENT, idle=urgent_idle)]
+        self.lanes += [Lane(self, f"{self.name}/bulk{i}", batch=batch,
+                            min_priority=Priority.BULK, idle=idle) for i in range(bulk_lanes)]
+        self._composers: dict[int, Composer] = {}
+
+    async def composer(self, source_id: int) -> Composer:
+        composer = self._composers.get(source_id)
+        if composer is None:
+            composer = await db(Composer.for_source, source_id)
+            self._composers[source_id] = composer
+        return composer
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await asyncio.gather(*(lane.run(stop) for lane in self.lanes))
+        await db(close_old_connections)
+
+    async def drain(self) -> int:
+        """Send until nothing is claimable (tests, the CLI's `--once`); returns messages sent."""
+        while any([await lane.step() for lane in self.lanes[:2]]):
+            pass
+        for lane in self.lanes:
+            for channel in lane.channels.values():
+                await channel.close()
+            lane.channels.clear()
+        await db(connections.close_all)
+        return self.sent
+
+
+def run_worker(**options) -> None:
+    """Entry point of one worker process: uvloop when installed, until SIGTERM/SIGINT."""
+    import signal
+
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency; kept for odd platforms
+        uvloop = None
+
+    async def main():
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        worker = Worker(**options)
+        log.info("worker %s started at %s", worker.name, timezone.now())
+        await worker.run(stop)
+
+    if uvloop is not None:
+        uvloop.run(main())
+    else:
+        asyncio.run(main())
