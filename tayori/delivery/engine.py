@@ -122,14 +122,20 @@ class Worker:
 
     async def drain(self) -> int:
         """Send until nothing is claimable (tests, the CLI's `--once`); returns messages sent."""
-        while any([await lane.step() for lane in self.lanes[:2]]):
-            pass
+        try:
+            while any([await lane.step() for lane in self.lanes[:2]]):
+                pass
+        finally:
+            await self.close()
+        return self.sent
+
+    async def close(self) -> None:
+        """Close every lane's connections and this worker's database connections."""
         for lane in self.lanes:
             for channel in lane.channels.values():
                 await channel.close()
             lane.channels.clear()
         await db(connections.close_all)
-        return self.sent
 
 
 def run_worker(**options) -> None:

@@ -131,7 +131,14 @@ def test_urgent_mail_overtakes_a_bulk_backlog(workspace, audience):
         subject="障害のお知らせ", text="{{ data.detail }}", from_address="ops@example.jp"),
         to="m9@example.net", data={"detail": "決済が停止しています"}, urgent=True)
     worker = Worker(name="test", batch=5)
-    asyncio.run(worker.lanes[0].step())  # the urgent lane alone
+
+    async def urgent_lane_once():
+        try:
+            await worker.lanes[0].step()
+        finally:
+            await worker.close()
+
+    asyncio.run(urgent_lane_once())
     urgent.refresh_from_db()
     assert urgent.status == "sent"
     assert Delivery.objects.filter(source__kind=Source.Kind.BULK, status="sent").count() == 0
