@@ -139,3 +139,39 @@ def test_tokens_refuse_tampering_and_other_purposes():
     assert tokens.read(tokens.CLICK, flipped) is None
     assert tokens.read(tokens.CLICK, "!!notbase32") is None
     assert tokens.delivery_of_bounce("bounce+" + tokens.make(tokens.CLICK, 5)) is None
+
+
+values = st.one_of(st.none(), st.integers(), st.floats(allow_nan=False),
+                   st.text(st.sampled_from("a<>&'\"様 "), max_size=6), st.booleans(),
+                   st.lists(st.integers(), max_size=2))
+contexts = st.fixed_dictionaries({
+    "member": st.dictionaries(st.sampled_from(["name", "items", "plan"]),
+                              st.one_of(values, st.dictionaries(st.sampled_from(["x", "keys"]),
+                                                                values, max_size=2)),
+                              max_size=3),
+    "data": st.dictionaries(st.sampled_from(["x", "items"]), values, max_size=2),
+    "email": st.just("a@example.jp")})
+outputs = st.sampled_from(["{{ member.name }}", "{{ member.items }}", "{{ member.plan.x }}",
+                           "{{ member.plan.keys }}", "{{ data.x }}", "{{ data.items }}",
+                           "{{ email }}", "{{ nothing.at.all }}", "{{ member.name.upper }}",
+                           "{{ email.__class__ }}", "<p>", "様 & ", "\n"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(parts=st.lists(outputs, max_size=8), context=contexts, html=st.booleans())
+def test_joined_templates_print_exactly_what_jinja_prints(parts, context, html):
+    from tayori.delivery.rendering import _html_env, _Joined, _text_env
+
+    env = _html_env if html else _text_env
+    source = "".join(parts)
+    joined = _Joined.from_source(env, source)
+    assert joined is not None
+    assert joined.render(dict(context)) == env.from_string(source).render(context)
+
+
+def test_templates_with_logic_are_left_to_jinja():
+    from tayori.delivery.rendering import _html_env, _Joined
+
+    for source in ("{% if x %}a{% endif %}", "{{ x | upper }}", "{{ x ~ y }}", "{{ f(1) }}",
+                   "{{ tayori.click(x) }}", "{{ member['name'] }}"):
+        assert _Joined.from_source(_html_env, source) is None
