@@ -20,6 +20,7 @@ def setup_django():
 
 def main():
     setup_django()
-    from tayori.cli import bench, delivery, members, server  # noqa: F401  (registers commands)
+    # Importing the modules registers their commands.
+    from tayori.cli import bench, bench_email, delivery, members, server  # noqa: F401
 
     app()
