@@ -12,7 +12,6 @@ import datetime as dt
 import random
 from dataclasses import dataclass
 
-from asgiref.sync import sync_to_async
 from django.utils import timezone
 
 from tayori.delivery.models import OutboxMessage, Relay
@@ -53,8 +52,11 @@ def retry_outcome(message: Outgoing, reply: str, now: dt.datetime) -> Outcome:
 class Outbox:
     """The sandbox channel: stores each message as the UI shows it."""
 
+    def __init__(self, db):
+        self.db = db  # runs a database call on the lane's database thread
+
     async def send(self, batch: list[Outgoing]) -> list[Outcome]:
-        await sync_to_async(OutboxMessage.objects.bulk_create, thread_sensitive=True)([
+        await self.db(OutboxMessage.objects.bulk_create, [
             OutboxMessage(workspace_id=m.workspace_id, delivery_id=m.delivery_id,
                           source_id=m.source_id, mail_from=m.mail_from, recipient=m.recipient,
                           subject=m.subject[:500], raw=m.data) for m in batch])
@@ -70,8 +72,8 @@ class Relays:
     `max_per_connection` messages; a relay that cannot be reached is rested and the next one
     (by weight) takes over. If none can be reached the batch goes back to the queue unspent."""
 
-    def __init__(self, relays: list[Relay], *, helo: str):
-        self.relays = relays
+    def __init__(self, relays: list[Relay], *, helo: str, db):
+        self.relays, self.db = relays, db
         self.helo = helo
         self.connection: SmtpConnection | None = None
         self.relay: Relay | None = None
@@ -99,7 +101,7 @@ class Relays:
                     password=crypto.decrypt(relay.password) if relay.password else None)
             except RelayUnavailable as error:
                 last_error = f"{relay.name}: {error}"
-                await _rest(relay, str(error))
+                await self.db(_rest, relay, str(error))
                 continue
             self.relay, self.sent_on_connection = relay, 0
             return self.connection
@@ -127,7 +129,7 @@ class Relays:
                 # Messages the relay accepted before the drop are kept; the rest go back to the
                 # queue without spending an attempt.
                 results = list(getattr(error, "results", []) or [])
-                await _rest(self.relay, str(error))
+                await self.db(_rest, self.relay, str(error))
                 self.connection = None
                 pending = chunk[len(results):] + pending
                 chunk = chunk[:len(results)]
@@ -155,7 +157,6 @@ def _outcome(message: Outgoing, result, now) -> Outcome:
     return Outcome(message.delivery_id, "failed", reply)
 
 
-@sync_to_async(thread_sensitive=True)
 def _rest(relay: Relay, error: str) -> None:
     relay.down_until = timezone.now() + RELAY_REST
     relay.last_error = error[:500]

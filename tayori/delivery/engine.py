@@ -14,9 +14,10 @@ import logging
 import os
 import socket
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
-from asgiref.sync import sync_to_async
-from django.db import close_old_connections, connections
+from django.db import connections
 from django.utils import timezone
 
 from tayori.delivery import queue
@@ -26,15 +27,33 @@ from tayori.delivery.models import DeliverySettings, Priority, Relay
 from tayori.members.models import Member
 
 log = logging.getLogger(__name__)
-db = sync_to_async(lambda call, *args, **kwargs: call(*args, **kwargs), thread_sensitive=True)
+# Render and sign this many messages between chances for other lanes (above all the urgent one)
+# to run: a batch of 500 DKIM signatures would otherwise hold the loop for half a second.
+SLICE = 25
+
+
+class Database:
+    """One thread with its own Django connection. The urgent lane has its own, so its claims
+    never queue behind a bulk lane's large claim or record."""
+
+    def __init__(self, name: str):
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+
+    async def __call__(self, call, *args, **kwargs):
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, partial(call, *args, **kwargs))
+
+    async def close(self) -> None:
+        await self(connections.close_all)
+        self.executor.shutdown(wait=False)
 
 
 class Lane:
     """One claim/send loop with its own channels (one per workspace)."""
 
     def __init__(self, worker: Worker, name: str, *, batch: int, min_priority: int,
-                 idle: float):
-        self.worker, self.name = worker, name
+                 idle: float, db: Database):
+        self.worker, self.name, self.db = worker, name, db
         self.batch, self.min_priority, self.idle = batch, min_priority, idle
         self.channels: dict[int, Outbox | Relays] = {}
 
@@ -54,6 +73,7 @@ class Lane:
             await channel.close()
 
     async def step(self) -> bool:
+        db = self.db
         claimed = await db(queue.claim, self.worker.name, self.batch,
                            min_priority=self.min_priority)
         if not claimed:
@@ -61,8 +81,10 @@ class Lane:
         attributes = await db(_attributes, [c.member_id for c in claimed if c.member_id])
         by_workspace: dict[int, list[Outgoing]] = defaultdict(list)
         outcomes = []
-        for row in claimed:
-            composer = await self.worker.composer(row.source_id)
+        for index, row in enumerate(claimed):
+            if index and not index % SLICE:
+                await asyncio.sleep(0)
+            composer = await self.worker.composer(row.source_id, db)
             rendered = composer.compose(row, attributes.get(row.member_id, {}))
             if isinstance(rendered, queue.Outcome):  # the template failed for this recipient
                 outcomes.append(rendered)
@@ -78,10 +100,10 @@ class Lane:
 
     async def channel(self, workspace_id: int) -> Outbox | Relays:
         if workspace_id not in self.channels:
-            mode, relays = await db(_sending_setup, workspace_id)
+            mode, relays = await self.db(_sending_setup, workspace_id)
             self.channels[workspace_id] = (
-                Relays(relays, helo=self.worker.helo) if mode == DeliverySettings.Mode.RELAYS
-                else Outbox())
+                Relays(relays, helo=self.worker.helo, db=self.db)
+                if mode == DeliverySettings.Mode.RELAYS else Outbox(self.db))
         return self.channels[workspace_id]
 
 
@@ -103,13 +125,16 @@ class Worker:
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
         self.helo = socket.getfqdn() or "localhost"
         self.sent = 0
+        self.databases = [Database("urgent-db"), Database("bulk-db")]
+        urgent_db, bulk_db = self.databases
         self.lanes = [Lane(self, f"{self.name}/urgent", batch=urgent_batch,
-                           min_priority=Priority.URGENT, idle=urgent_idle)]
+                           min_priority=Priority.URGENT, idle=urgent_idle, db=urgent_db)]
         self.lanes += [Lane(self, f"{self.name}/bulk{i}", batch=batch,
-                            min_priority=Priority.BULK, idle=idle) for i in range(bulk_lanes)]
+                            min_priority=Priority.BULK, idle=idle, db=bulk_db)
+                       for i in range(bulk_lanes)]
         self._composers: dict[int, Composer] = {}
 
-    async def composer(self, source_id: int) -> Composer:
+    async def composer(self, source_id: int, db: Database) -> Composer:
         composer = self._composers.get(source_id)
         if composer is None:
             composer = await db(Composer.for_source, source_id)
@@ -117,8 +142,10 @@ class Worker:
         return composer
 
     async def run(self, stop: asyncio.Event) -> None:
-        await asyncio.gather(*(lane.run(stop) for lane in self.lanes))
-        await db(close_old_connections)
+        try:
+            await asyncio.gather(*(lane.run(stop) for lane in self.lanes))
+        finally:
+            await self.close()
 
     async def drain(self) -> int:
         """Send until nothing is claimable (tests, the CLI's `--once`); returns messages sent."""
@@ -135,7 +162,8 @@ class Worker:
             for channel in lane.channels.values():
                 await channel.close()
             lane.channels.clear()
-        await db(connections.close_all)
+        for database in self.databases:
+            await database.close()
 
 
 def run_worker(**options) -> None:
