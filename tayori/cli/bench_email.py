@@ -42,16 +42,16 @@ def _members(workspace, count: int) -> None:
     if connection.vendor == "postgresql":
         sql = f"""INSERT INTO {table} (workspace_id, email, phone, status, attributes,
                                        created_at, updated_at)
-                  SELECT %s, 'm' || i || '@d' || (i % 50) || '.example.jp', '', 'active',
-                         jsonb_build_object('name', '会員' || i, 'points', i % 1000, 'n', i),
+                  SELECT %s, 'm' || i || '@d' || (i %% 50) || '.example.jp', '', 'active',
+                         jsonb_build_object('name', '会員' || i, 'points', i %% 1000, 'n', i),
                          now(), now()
                   FROM generate_series(1, %s) AS i"""
     else:
         sql = f"""WITH RECURSIVE seq(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM seq WHERE i < %s)
                   INSERT INTO {table} (workspace_id, email, phone, status, attributes,
                                        created_at, updated_at)
-                  SELECT %s, 'm' || i || '@d' || (i % 50) || '.example.jp', '', 'active',
-                         json_object('name', '会員' || i, 'points', i % 1000, 'n', i),
+                  SELECT %s, 'm' || i || '@d' || (i %% 50) || '.example.jp', '', 'active',
+                         json_object('name', '会員' || i, 'points', i %% 1000, 'n', i),
                          datetime('now'), datetime('now') FROM seq"""
     params = [workspace.pk, count] if connection.vendor == "postgresql" else [count, workspace.pk]
     with connection.cursor() as cursor:

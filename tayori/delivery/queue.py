@@ -228,7 +228,9 @@ def start(source: Source, *, now: dt.datetime | None = None) -> None:
         return
     if source.kind == Source.Kind.BULK and source.segment_id:
         fan_out(source, now=now)
-    Source.objects.filter(pk=source.pk).update(status=Source.Status.RUNNING, started_at=now)
+    # started_at is the real moment sending could begin (after the fan-out), not the schedule.
+    Source.objects.filter(pk=source.pk).update(status=Source.Status.RUNNING,
+                                               started_at=timezone.now())
 
 
 @transaction.atomic
