@@ -103,7 +103,9 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.browser)
 
 
-@pytest.fixture(scope="session")
+# Module scope: Playwright's sync API keeps an event loop running in this thread while it is
+# open, and asyncio tests (the delivery engine's) cannot start their own loop until it stops.
+@pytest.fixture(scope="module")
 def chromium():
     if not shutil.which(CHROMIUM):
         if os.environ.get("CI") == "true":

@@ -17,5 +17,6 @@ urlpatterns = [
     path("healthz", views.health, name="health"),
     path("members/", include("tayori.members.urls")),
     path("workspace/", include("tayori.accounts.urls")),
+    path("mail/", include("tayori.delivery.urls")),
     path("api/", include("tayori.api.urls")),
 ]

@@ -97,6 +97,18 @@ ROUTE_PK_MODELS = {
     "members:segment-edit": Segment,
     "members:segment-delete": Segment,
     "members:segment-count": Segment,
+    "delivery:send": Source,
+    "delivery:send-progress": Source,
+    "delivery:send-start": Source,
+    "delivery:send-pause": Source,
+    "delivery:send-resume": Source,
+    "delivery:send-cancel": Source,
+    "delivery:delivery": Delivery,
+    "delivery:outbox-message": OutboxMessage,
+    "delivery:outbox-download": OutboxMessage,
+    "delivery:relay": Relay,
+    "delivery:relay-delete": Relay,
+    "delivery:domain-delete": SenderDomain,
 }
 GENERIC_KWARGS = ("pk", "id")
 

@@ -18,8 +18,9 @@ def signers_for(workspace_id: int, domain: str) -> list[dkim.DkimSigner]:
     sender = SenderDomain.objects.filter(workspace_id=workspace_id, domain=domain.lower()).first()
     if sender is None:
         return []
-    return [dkim.DkimSigner(sender.domain, sender.selector, crypto.decrypt_bytes(sealed))
-            for sealed in (sender.rsa_key, sender.ed25519_key) if sealed]
+    return [dkim.DkimSigner(sender.domain, selector, crypto.decrypt_bytes(sealed))
+            for selector, sealed in ((sender.selector, sender.rsa_key),
+                                     (sender.ed25519_selector, sender.ed25519_key)) if sealed]
 
 
 @dataclass

@@ -154,6 +154,11 @@ class SenderDomain(models.Model):
     def __str__(self):
         return self.domain
 
+    @property
+    def ed25519_selector(self) -> str:
+        # Each key needs its own DNS record, hence its own selector.
+        return f"{self.selector}-ed"
+
 
 class Relay(models.Model):
     """An SMTP server Tayori hands mail to. Several per workspace share the load by weight and

@@ -397,8 +397,8 @@ WHERE id = %s AND workspace_id = %s
 # -- name: insert-consents
 _INSERT_CONSENTS_PG = """
 INSERT INTO {consent} (workspace_id, member_id, channel, given_at, method, source,
-                       wording_version, user_agent, withdrawn_method)
-SELECT %b, t.member_id, %b, %b, %b, %b, %b, '', '' FROM unnest(%b::bigint[]) AS t(member_id)
+                       wording_version, user_agent, withdrawn_method, address)
+SELECT %b, t.member_id, %b, %b, %b, %b, %b, '', '', '' FROM unnest(%b::bigint[]) AS t(member_id)
 """
 
 

@@ -11,6 +11,12 @@ NAVIGATION = [
         ("members:jobs", _("Imports and exports"), "members.view"),
         ("members:suppressions", _("Suppressions"), "members.view"),
     ]),
+    (_("Mail"), [
+        ("delivery:sends", _("Sends"), "deliveries.view"),
+        ("delivery:log", _("Delivery log"), "deliveries.view"),
+        ("delivery:outbox", _("Sandbox outbox"), "deliveries.view"),
+        ("delivery:settings", _("Sending"), "settings.manage"),
+    ]),
     (_("Workspace"), [
         ("accounts:operators", _("Operators"), "operators.manage"),
         ("accounts:roles", _("Roles"), "operators.manage"),
