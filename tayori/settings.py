@@ -117,6 +117,10 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 50 * 1024 * 1024
 
 # Background jobs: huey on a SQLite file by default; TAYORI_HUEY_IMMEDIATE runs jobs inline (tests).
+# How long a worker may hold claimed rows before another may take them: a killed worker's rows
+# return to the queue after this.
+DELIVERY_LEASE_SECONDS = int(env_str("TAYORI_DELIVERY_LEASE_SECONDS", "300"))
+
 HUEY = {
     "huey_class": "huey.SqliteHuey",
     "name": "tayori",

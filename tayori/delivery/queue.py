@@ -10,6 +10,7 @@ import datetime as dt
 from collections import Counter
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Count
 from django.utils import timezone
@@ -18,7 +19,6 @@ from tayori.delivery.models import Delivery, Priority, Source
 from tayori.members.models import Member, Suppression
 from tayori.members.segments.sql import segment_members
 
-LEASE = dt.timedelta(minutes=5)
 _T = Delivery._meta.db_table
 _S = Source._meta.db_table
 
@@ -107,12 +107,12 @@ RETURNING id, source_id, member_id, address, data, attempts, queued_at, priority
 
 
 def claim(worker: str, limit: int, *, min_priority: int = Priority.BULK,
-          now: dt.datetime | None = None, lease: dt.timedelta = LEASE) -> list[Claimed]:
+          now: dt.datetime | None = None, lease: dt.timedelta | None = None) -> list[Claimed]:
     """Lease up to `limit` queued rows of running sources to `worker`, highest priority first,
     in one statement. PostgreSQL skips rows other workers are claiming at the same moment;
     SQLite runs the single UPDATE under its write lock."""
     now = now or timezone.now()
-    until = now + lease
+    until = now + (lease or dt.timedelta(seconds=settings.DELIVERY_LEASE_SECONDS))
     lock = "FOR UPDATE OF d SKIP LOCKED" if connection.vendor == "postgresql" else ""
     with connection.cursor() as cursor:
         cursor.execute(_CLAIM.format(lock=lock), [worker, until, until, min_priority, limit])
