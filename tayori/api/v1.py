@@ -11,13 +11,22 @@ from ninja import NinjaAPI
 from ninja.renderers import JSONRenderer
 from ninja.responses import NinjaJSONEncoder
 
-from tayori.api import attributes, consents, errors, lists, members, segments, suppressions
+from tayori.api import (
+    attributes,
+    consents,
+    delivery,
+    errors,
+    lists,
+    members,
+    segments,
+    suppressions,
+)
 from tayori.api.errors import ApiError
 from tayori.api.parsing import TayoriParser
 
 DESCRIPTION = """
-Tayori's REST API for member data: members and their attributes, lists, segments,
-suppressions and consent records.
+Tayori's REST API: members and their attributes, lists, segments, suppressions and consent
+records; transactional messages, bulk sends to segments and the delivery log.
 
 **Authentication.** Create an API key under *Workspace → API keys* and send it as
 `Authorization: Bearer tyr_…`. A key belongs to one workspace and carries a set of permissions;
@@ -147,3 +156,6 @@ api.add_router("/v1/attributes", attributes.router)
 api.add_router("/v1/lists", lists.router)
 api.add_router("/v1/segments", segments.router)
 api.add_router("/v1/suppressions", suppressions.router)
+api.add_router("/v1/messages", delivery.messages_router)
+api.add_router("/v1/sends", delivery.sends_router)
+api.add_router("/v1/deliveries", delivery.deliveries_router)

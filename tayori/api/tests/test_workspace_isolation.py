@@ -11,6 +11,7 @@ import pytest
 from django.core import serializers
 
 from tayori.api.tests.test_operations import OPERATIONS
+from tayori.delivery.models import Delivery, Source
 from tayori.members.models import (
     Attribute,
     ConsentRecord,
@@ -30,6 +31,10 @@ BODIES = {
     "lists_update": {"name": "Mine now"},
     "lists_add_members": {"member_ids": [1]},
     "segments_update": {"name": "Mine now"},
+    "delivery_start_send": {},
+    "delivery_pause_send": {},
+    "delivery_resume_send": {},
+    "delivery_cancel_send": {},
 }
 
 
@@ -46,14 +51,19 @@ def theirs(other_workspace):
                                              reason="theirs")
     consent = ConsentRecord.objects.create(workspace=other_workspace, member=member,
                                            method="form")
+    source = Source.objects.create(workspace=other_workspace, name="Theirs", status="running",
+                                   from_address="a@example.jp", subject="s", segment=segment)
+    delivery = Delivery.objects.create(workspace=other_workspace, source=source, member=member,
+                                       address=member.email)
     return {"member_id": member.pk, "list_id": member_list.pk, "segment_id": segment.pk,
-            "suppression_id": suppression.pk, "consent_id": consent.pk, "key": attribute.key}
+            "suppression_id": suppression.pk, "consent_id": consent.pk, "key": attribute.key,
+            "send_id": source.pk, "delivery_id": delivery.pk}
 
 
 def snapshot(workspace) -> str:
     rows = []
     for model in (Attribute, Member, MemberList, ListMembership, Segment, Suppression,
-                  ConsentRecord):
+                  ConsentRecord, Source, Delivery):
         queryset = model.objects.all()
         field = "member_list__workspace" if model is ListMembership else "workspace"
         rows.extend(queryset.filter(**{field: workspace}).order_by("pk"))
