@@ -33,16 +33,19 @@ def worker(
     processes: int = typer.Option(0, help="Worker processes; 0 = one per core."),
     lanes: int = typer.Option(4, help="Bulk lanes (relay connections) per process."),
     batch: int = typer.Option(500, help="Rows claimed per batch."),
+    share: float = typer.Option(1.0, hidden=True,
+                                help="This process's share of every rate limit."),
 ):
     """Deliver queued mail until stopped (SIGTERM finishes the batches in hand)."""
     processes = processes or os.cpu_count() or 1
     if processes > 1:
         raise typer.Exit(wait_all([
-            spawn(["worker", "--processes", "1", "--lanes", str(lanes), "--batch", str(batch)])
+            spawn(["worker", "--processes", "1", "--lanes", str(lanes), "--batch", str(batch),
+                   "--share", str(1 / processes)])
             for _ in range(processes)]))
     from tayori.delivery.engine import run_worker
 
-    run_worker(bulk_lanes=lanes, batch=batch)
+    run_worker(bulk_lanes=lanes, batch=batch, share=share)
 
 
 @app.command()

@@ -72,8 +72,8 @@ class Relays:
     `max_per_connection` messages; a relay that cannot be reached is rested and the next one
     (by weight) takes over. If none can be reached the batch goes back to the queue unspent."""
 
-    def __init__(self, relays: list[Relay], *, helo: str, db):
-        self.relays, self.db = relays, db
+    def __init__(self, relays: list[Relay], *, helo: str, db, limits=None):
+        self.relays, self.db, self.limits = relays, db, limits
         self.helo = helo
         self.connection: SmtpConnection | None = None
         self.relay: Relay | None = None
@@ -122,6 +122,14 @@ class Relays:
                 break
             room = self.relay.max_per_connection - self.sent_on_connection
             chunk, pending = pending[:room], pending[room:]
+            if self.limits is not None and self.relay.max_per_hour:
+                chunk, over = self._within_hourly_cap(chunk)
+                for m, wait in over:
+                    outcomes[m.delivery_id] = Outcome(
+                        m.delivery_id, "requeue", f"waiting: hourly limit of {self.relay.name}",
+                        retry_at=timezone.now() + dt.timedelta(seconds=max(wait, 1)))
+                if not chunk:
+                    continue
             try:
                 results = await connection.send(
                     [Envelope(m.mail_from, [m.recipient], m.data) for m in chunk])
@@ -138,6 +146,16 @@ class Relays:
             for message, result in zip(chunk, results, strict=True):
                 outcomes[message.delivery_id] = _outcome(message, result, now)
         return [outcomes[m.delivery_id] for m in batch]
+
+    def _within_hourly_cap(self, chunk: list[Outgoing]):
+        allowed, over = [], []
+        for message in chunk:
+            wait = self.limits.relay_wait(self.relay.pk, self.relay.max_per_hour)
+            if wait:
+                over.append((message, wait))
+            else:
+                allowed.append(message)
+        return allowed, over
 
     async def close(self) -> None:
         if self.connection is not None:

@@ -30,6 +30,7 @@ class Composer:
     compiled: Compiled | None
     error: str
     signers: list[dkim.DkimSigner]
+    max_per_hour: int | None = None
 
     @classmethod
     def for_source(cls, source_id: int) -> Composer:
@@ -47,7 +48,7 @@ class Composer:
             compiled, error = None, str(failure)
         domain = source.from_address.rpartition("@")[2]
         return cls(source.workspace_id, source.pk, compiled, error,
-                   signers_for(source.workspace_id, domain))
+                   signers_for(source.workspace_id, domain), source.max_per_hour)
 
     def compose(self, row: Claimed, attributes: dict) -> Outgoing | Outcome:
         if self.compiled is None:

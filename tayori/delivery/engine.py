@@ -20,7 +20,7 @@ from functools import partial
 from django.db import connections
 from django.utils import timezone
 
-from tayori.delivery import queue
+from tayori.delivery import limits, queue
 from tayori.delivery.channels import Outbox, Outgoing, Relays
 from tayori.delivery.composing import Composer
 from tayori.delivery.models import DeliverySettings, Priority, Relay
@@ -85,6 +85,12 @@ class Lane:
             if index and not index % SLICE:
                 await asyncio.sleep(0)
             composer = await self.worker.composer(row.source_id, db)
+            wait, limit = self.worker.limits.wait_for(row.address, row.source_id,
+                                                      composer.max_per_hour)
+            if wait:  # over a rate: back to the queue unspent, due when a token is there
+                outcomes.append(queue.Outcome(row.id, "requeue", f"waiting: {limit}",
+                                              retry_at=limits.later(wait)))
+                continue
             rendered = composer.compose(row, attributes.get(row.member_id, {}))
             if isinstance(rendered, queue.Outcome):  # the template failed for this recipient
                 outcomes.append(rendered)
@@ -102,7 +108,7 @@ class Lane:
         if workspace_id not in self.channels:
             mode, relays = await self.db(_sending_setup, workspace_id)
             self.channels[workspace_id] = (
-                Relays(relays, helo=self.worker.helo, db=self.db)
+                Relays(relays, helo=self.worker.helo, db=self.db, limits=self.worker.limits)
                 if mode == DeliverySettings.Mode.RELAYS else Outbox(self.db))
         return self.channels[workspace_id]
 
@@ -121,8 +127,10 @@ class Worker:
     """One process's lanes and their shared caches (compiled sources, signers)."""
 
     def __init__(self, *, name: str | None = None, bulk_lanes: int = 4, batch: int = 500,
-                 urgent_batch: int = 50, idle: float = 0.5, urgent_idle: float = 0.05):
+                 urgent_batch: int = 50, idle: float = 0.5, urgent_idle: float = 0.05,
+                 share: float = 1.0):
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
+        self.limits = limits.Limits(share)
         self.helo = socket.getfqdn() or "localhost"
         self.sent = 0
         self.databases = [Database("urgent-db"), Database("bulk-db")]
