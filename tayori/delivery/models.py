@@ -96,8 +96,12 @@ class Delivery(models.Model):
     class Channel(models.TextChoices):
         EMAIL = "email", _("Email")
 
-    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="deliveries")
-    source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="deliveries")
+    # Every index costs each claim and each result a write (status changes, so updates are never
+    # HOT): the foreign keys lean on the composite indexes below instead of their own.
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="deliveries",
+                                  db_index=False)
+    source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="deliveries",
+                               db_index=False)
     member = models.ForeignKey(Member, null=True, blank=True, on_delete=models.SET_NULL,
                                related_name="deliveries")
     address = models.CharField(_("address"), max_length=254)
@@ -125,7 +129,8 @@ class Delivery(models.Model):
             # The claim walks only queued rows, highest priority first, oldest first.
             models.Index(F("priority").desc(), F("id"), condition=Q(status="queued"),
                          name="delivery_claim"),
-            models.Index(fields=["status", "next_attempt_at"], name="delivery_due"),
+            models.Index(fields=["status", "next_attempt_at"], name="delivery_due",
+                         condition=Q(status__in=["deferred", "claimed"])),
             models.Index(fields=["source", "status"], name="delivery_source_status"),
             models.Index(fields=["workspace", "address"], name="delivery_address"),
             models.Index(fields=["workspace", "queued_at"], name="delivery_queued"),
