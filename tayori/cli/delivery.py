@@ -35,17 +35,21 @@ def worker(
     batch: int = typer.Option(500, help="Rows claimed per batch."),
     share: float = typer.Option(1.0, hidden=True,
                                 help="This process's share of every rate limit."),
+    lane: str = typer.Option("all", hidden=True, help="all, urgent or bulk."),
 ):
-    """Deliver queued mail until stopped (SIGTERM finishes the batches in hand)."""
+    """Deliver queued mail until stopped (SIGTERM finishes the batches in hand).
+
+    With several processes, one more runs only the urgent lane."""
     processes = processes or os.cpu_count() or 1
     if processes > 1:
-        raise typer.Exit(wait_all([
-            spawn(["worker", "--processes", "1", "--lanes", str(lanes), "--batch", str(batch),
-                   "--share", str(1 / processes)])
-            for _ in range(processes)]))
+        common = ["worker", "--processes", "1", "--batch", str(batch),
+                  "--share", str(1 / processes)]
+        bulk = [spawn([*common, "--lanes", str(lanes), "--lane", "bulk"])
+                for _ in range(processes)]
+        raise typer.Exit(wait_all([*bulk, spawn([*common, "--lanes", "0", "--lane", "urgent"])]))
     from tayori.delivery.engine import run_worker
 
-    run_worker(bulk_lanes=lanes, batch=batch, share=share)
+    run_worker(bulk_lanes=lanes, batch=batch, share=share, urgent_lane=lane != "bulk")
 
 
 @app.command()

@@ -1,7 +1,9 @@
 """The delivery worker: lanes of claim → render → sign → send → record, on one asyncio loop.
 
 A worker process runs one urgent lane, which claims only urgent rows with its own connections and
-polls often, and several bulk lanes, each with its own relay connection. Database calls run on
+polls often, and several bulk lanes, each with its own relay connection. `tayori worker` with
+several processes runs the urgent lane in a process of its own: mostly idle, it gets a core the
+moment urgent mail arrives, however busy the bulk processes keep the machine. Database calls run on
 one thread (Django connections are per thread); rendering and signing run on the loop; SMTP I/O
 overlaps across lanes. Claims are leases: a worker killed at any moment loses nothing, its rows
 return to the queue when the lease runs out (queue.maintain).
@@ -30,14 +32,16 @@ log = logging.getLogger(__name__)
 # Render and sign this many messages between chances for other lanes (above all the urgent one)
 # to run: a batch of 500 DKIM signatures would otherwise hold the loop for half a second.
 SLICE = 25
+COMPOSERS_KEPT = 500
 
 
 class Database:
     """One thread with its own Django connection. The urgent lane has its own, so its claims
     never queue behind a bulk lane's large claim or record."""
 
-    def __init__(self, name: str):
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+    def __init__(self, name: str, *, relaxed_commits: bool = False):
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name,
+                                           initializer=_relax if relaxed_commits else None)
 
     async def __call__(self, call, *args, **kwargs):
         loop = asyncio.get_running_loop()
@@ -48,6 +52,19 @@ class Database:
         self.executor.shutdown(wait=False)
 
 
+def _relax() -> None:
+    """Bulk claims and results commit without waiting for the WAL flush (PostgreSQL), so the
+    urgent lane's commits do not queue behind theirs at the disk. A database crash may then
+    forget the last results of bulk mail, which is sent again: the same at-least-once promise
+    a killed worker gives."""
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        connection.ensure_connection()
+        with connection.cursor() as cursor:
+            cursor.execute("SET synchronous_commit TO off")
+
+
 class Lane:
     """One claim/send loop with its own channels (one per workspace)."""
 
@@ -55,6 +72,7 @@ class Lane:
                  idle: float, db: Database):
         self.worker, self.name, self.db = worker, name, db
         self.batch, self.min_priority, self.idle = batch, min_priority, idle
+        self.urgent = min_priority >= Priority.URGENT
         self.channels: dict[int, Outbox | Relays] = {}
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -78,12 +96,24 @@ class Lane:
                            min_priority=self.min_priority)
         if not claimed:
             return False
+        if self.urgent:
+            # Bulk lanes stop at their next slice until this batch is handed over.
+            self.worker.urgent_clear.clear()
+            try:
+                return await self._deliver(claimed)
+            finally:
+                self.worker.urgent_clear.set()
+        return await self._deliver(claimed)
+
+    async def _deliver(self, claimed: list[queue.Claimed]) -> bool:
+        db = self.db
         attributes = await db(_attributes, [c.member_id for c in claimed if c.member_id])
         by_workspace: dict[int, list[Outgoing]] = defaultdict(list)
         outcomes = []
         for index, row in enumerate(claimed):
-            if index and not index % SLICE:
+            if index and not index % SLICE and not self.urgent:
                 await asyncio.sleep(0)
+                await self.worker.urgent_clear.wait()
             composer = await self.worker.composer(row.source_id, db)
             wait, limit = self.worker.limits.wait_for(row.address, row.source_id,
                                                       composer.max_per_hour)
@@ -127,26 +157,31 @@ class Worker:
     """One process's lanes and their shared caches (compiled sources, signers)."""
 
     def __init__(self, *, name: str | None = None, bulk_lanes: int = 4, batch: int = 500,
-                 urgent_batch: int = 50, idle: float = 0.5, urgent_idle: float = 0.05,
-                 share: float = 1.0):
+                 urgent_batch: int = 50, idle: float = 0.5, urgent_idle: float = 0.02,
+                 share: float = 1.0, urgent_lane: bool = True):
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
         self.limits = limits.Limits(share)
         self.helo = socket.getfqdn() or "localhost"
         self.sent = 0
-        self.databases = [Database("urgent-db"), Database("bulk-db")]
+        self.databases = [Database("urgent-db"), Database("bulk-db", relaxed_commits=True)]
         urgent_db, bulk_db = self.databases
         self.lanes = [Lane(self, f"{self.name}/urgent", batch=urgent_batch,
-                           min_priority=Priority.URGENT, idle=urgent_idle, db=urgent_db)]
+                           min_priority=Priority.URGENT, idle=urgent_idle, db=urgent_db)
+                      ] if urgent_lane else []
         self.lanes += [Lane(self, f"{self.name}/bulk{i}", batch=batch,
                             min_priority=Priority.BULK, idle=idle, db=bulk_db)
                        for i in range(bulk_lanes)]
         self._composers: dict[int, Composer] = {}
+        self.urgent_clear = asyncio.Event()  # cleared while the urgent lane has mail in hand
+        self.urgent_clear.set()
 
     async def composer(self, source_id: int, db: Database) -> Composer:
         composer = self._composers.get(source_id)
         if composer is None:
             composer = await db(Composer.for_source, source_id)
             self._composers[source_id] = composer
+            if len(self._composers) > COMPOSERS_KEPT:  # each transactional message is a source
+                del self._composers[next(iter(self._composers))]
         return composer
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -158,7 +193,7 @@ class Worker:
     async def drain(self) -> int:
         """Send until nothing is claimable (tests, the CLI's `--once`); returns messages sent."""
         try:
-            while any([await lane.step() for lane in self.lanes[:2]]):
+            while any([await lane.step() for lane in self.lanes]):
                 pass
         finally:
             await self.close()
