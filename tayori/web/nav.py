@@ -15,7 +15,7 @@ NAVIGATION = [
         ("delivery:sends", _("Sends"), "deliveries.view"),
         ("delivery:log", _("Delivery log"), "deliveries.view"),
         ("delivery:outbox", _("Sandbox outbox"), "deliveries.view"),
-        ("delivery:settings", _("Sending"), "settings.manage"),
+        ("delivery:settings", _("Sending settings"), "settings.manage"),
     ]),
     (_("Workspace"), [
         ("accounts:operators", _("Operators"), "operators.manage"),
