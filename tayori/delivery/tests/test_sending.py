@@ -1,6 +1,7 @@
 """Creating sends: content checks with field and line, and the transactional stream's rules."""
 
 import pytest
+from django.utils import translation
 
 from tayori.delivery import sending
 from tayori.delivery.models import Priority, Source
@@ -20,6 +21,7 @@ def refused(call) -> dict:
     return {e.field: e.message for e in caught.value.errors}
 
 
+@translation.override("en")
 def test_content_errors_name_the_field_and_the_line(workspace):
     errors = refused(lambda: sending.enqueue_message(workspace, content(
         subject=" ", html="<p>\n{% if x %}\n</p>", text="", from_address="nobody",
