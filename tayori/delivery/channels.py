@@ -23,6 +23,11 @@ from tayori.lib import crypto
 # once it has waited this long (the issue's default: three days).
 MAX_AGE = dt.timedelta(days=3)
 RELAY_REST = dt.timedelta(seconds=60)  # how long a relay that failed to connect is left alone
+BUSY_WAIT = dt.timedelta(seconds=1)
+
+
+class ConnectionsBusy(RelayUnavailable):
+    """Every usable relay already has as many connections as it allows."""
 
 
 @dataclass(slots=True)
@@ -77,6 +82,7 @@ class Relays:
         self.helo = helo
         self.connection: SmtpConnection | None = None
         self.relay: Relay | None = None
+        self.slot = None  # this lane's hold on one of the relay's connections
         self.sent_on_connection = 0
 
     def _candidates(self) -> list[Relay]:
@@ -91,7 +97,17 @@ class Relays:
             return self.connection
         await self.close()
         last_error = "no relay is configured or all are resting"
-        for relay in self._candidates():
+        candidates = self._candidates()
+        if self.limits is not None and candidates:
+            # A relay whose connections are all taken by other lanes is passed over; when every
+            # relay is full this lane's batch waits in the queue (the busy lanes are sending).
+            candidates = [r for r in candidates if not self.limits.slots(r).locked()]
+            if not candidates:
+                raise ConnectionsBusy("every relay connection is in use by other lanes")
+        for relay in candidates:
+            slot = self.limits.slots(relay) if self.limits is not None else None
+            if slot is not None:
+                await slot.acquire()
             try:
                 self.connection = await SmtpConnection.open(
                     relay.host, relay.port, helo=self.helo,
@@ -100,10 +116,12 @@ class Relays:
                     username=relay.username or None,
                     password=crypto.decrypt(relay.password) if relay.password else None)
             except RelayUnavailable as error:
+                if slot is not None:
+                    slot.release()
                 last_error = f"{relay.name}: {error}"
                 await self.db(_rest, relay, str(error))
                 continue
-            self.relay, self.sent_on_connection = relay, 0
+            self.relay, self.sent_on_connection, self.slot = relay, 0, slot
             return self.connection
         raise RelayUnavailable(last_error)
 
@@ -114,8 +132,10 @@ class Relays:
             try:
                 connection = await self._connect()
             except RelayUnavailable as error:
-                # Back to the queue unspent, due when the relays have rested.
-                retry_at = timezone.now() + RELAY_REST
+                # Back to the queue unspent, due when the relays have rested (or, when they
+                # were only busy, in a moment).
+                rest = BUSY_WAIT if isinstance(error, ConnectionsBusy) else RELAY_REST
+                retry_at = timezone.now() + rest
                 for m in pending:
                     outcomes[m.delivery_id] = Outcome(m.delivery_id, "requeue",
                                                       str(error)[:500], retry_at=retry_at)
@@ -138,7 +158,7 @@ class Relays:
                 # queue without spending an attempt.
                 results = list(getattr(error, "results", []) or [])
                 await self.db(_rest, self.relay, str(error))
-                self.connection = None
+                await self.close()
                 pending = chunk[len(results):] + pending
                 chunk = chunk[:len(results)]
             self.sent_on_connection += len(chunk)
@@ -164,6 +184,9 @@ class Relays:
             except (TimeoutError, RelayUnavailable, OSError):
                 pass
             self.connection = None
+        if self.slot is not None:
+            self.slot.release()
+            self.slot = None
 
 
 def _outcome(message: Outgoing, result, now) -> Outcome:

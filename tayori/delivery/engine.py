@@ -83,6 +83,8 @@ class Lane:
                 log.exception("lane %s: batch failed", self.name)
                 busy = False
             if not busy:
+                for channel in self.channels.values():  # free relay connections for others
+                    await channel.close()
                 try:
                     await asyncio.wait_for(stop.wait(), self.idle)
                 except TimeoutError:

@@ -4,11 +4,13 @@ goes back to the queue unspent, due when its bucket will have a token, so a thro
 never holds up a lane's other mail.
 
 Buckets live in each worker process; every process takes its share (1 / worker processes) of
-each rate, so the workers of one machine together keep to it.
+each rate, so the workers of one machine together keep to it. A relay's "connections at most"
+is shared the same way, as a semaphore each lane holds while it keeps a connection open.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import time
 
@@ -56,6 +58,14 @@ class Limits:
         self.domains = {domain: TokenBucket(rate * share) for domain, rate in limits.items()}
         self.sources: dict[int, TokenBucket] = {}
         self.relays: dict[int, TokenBucket] = {}
+        self.connections: dict[int, asyncio.Semaphore] = {}
+
+    def slots(self, relay) -> asyncio.Semaphore:
+        """This process's share of a relay's connections (at least one)."""
+        if relay.pk not in self.connections:
+            self.connections[relay.pk] = asyncio.Semaphore(
+                max(1, int(relay.max_connections * self.share)))
+        return self.connections[relay.pk]
 
     def _hourly(self, table: dict, key: int, per_hour: int | None) -> TokenBucket | None:
         if not per_hour:

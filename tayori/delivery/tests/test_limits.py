@@ -66,3 +66,36 @@ def test_a_relays_hourly_cap_holds_the_rest_back(workspace, audience):
     assert len(handler.messages) == 3
     held = Delivery.objects.filter(source=source, status="deferred")
     assert held.count() == 7 and "hourly limit of small" in held.first().smtp_reply
+
+
+@pytest.mark.django_db(transaction=True)
+def test_lanes_share_a_relays_connections(workspace, audience):
+    handler = Recorder()
+    controller = start(handler, decode_data=False)
+    opened = []
+    try:
+        DeliverySettings.objects.create(workspace=workspace, mode="relays")
+        Relay.objects.create(workspace=workspace, name="one", host="127.0.0.1",
+                             port=controller.port, tls="off", max_connections=1)
+        source = sending.create_bulk(workspace, sending.Content(
+            subject="s", text="t", from_address="a@example.jp"), name="c", segment=audience)
+        queue.start(source)
+        worker = Worker(name="conn", bulk_lanes=3, batch=2)
+
+        async def run():
+            stop = asyncio.Event()
+            task = asyncio.create_task(worker.run(stop))
+            while worker.sent < 10:
+                held = sum(1 for lane in worker.lanes for ch in lane.channels.values()
+                           if getattr(ch, "connection", None) is not None)
+                opened.append(held)
+                await worker.databases[1](queue.maintain)  # the scheduler's part
+                await asyncio.sleep(0.01)
+            stop.set()
+            await task
+
+        asyncio.run(asyncio.wait_for(run(), 30))
+    finally:
+        controller.stop()
+    assert len(handler.messages) == 10
+    assert max(opened) == 1
