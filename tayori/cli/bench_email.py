@@ -145,6 +145,8 @@ def _run_send(workspace, segment, *, processes: int, lanes: int, batch: int, urg
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     workers = subprocess.Popen([sys.executable, "-m", "tayori", "worker", "--processes",
                                 str(processes), "--lanes", str(lanes), "--batch", str(batch)])
+    # The scheduler returns retried and waiting rows to the queue, as in production.
+    scheduler = subprocess.Popen([sys.executable, "-m", "tayori", "scheduler"])
     started = time.perf_counter()
     while not Delivery.objects.filter(source=source).exclude(status="queued").exists():
         time.sleep(0.02)  # the workers are starting (Django, connections, compiling the source)
@@ -160,14 +162,16 @@ def _run_send(workspace, segment, *, processes: int, lanes: int, batch: int, urg
         if urgent_every and now >= next_urgent:
             urgent.append(_urgent(workspace, label, len(urgent)))
             next_urgent = now + urgent_every
-        left = Delivery.objects.filter(source=source, status__in=["queued", "claimed"]).count()
+        left = Delivery.objects.filter(source=source, status__in=queue.WAITING).count()
         if not left:
             break
         time.sleep(0.05 if urgent_every else 0.5)
     elapsed = time.perf_counter() - ready
     time.sleep(0.5)  # let the last urgent messages go
-    workers.send_signal(signal.SIGTERM)
-    workers.wait(timeout=60)
+    for process in (workers, scheduler):
+        process.send_signal(signal.SIGTERM)
+    for process in (workers, scheduler):
+        process.wait(timeout=60)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     sent = Delivery.objects.filter(source=source, status="sent").count()
     urgent_rows = list(Delivery.objects.filter(pk__in=urgent, status="sent").order_by("pk"))
@@ -250,7 +254,8 @@ def email(
         DeliverySettings.objects.create(workspace=workspace, mode="relays",
                                         tracking_host="t.example.jp")
         Relay.objects.create(workspace=workspace, name="smtp-sink", host="127.0.0.1", port=port,
-                             tls="off", max_per_connection=1_000_000)
+                             tls="off", max_per_connection=1_000_000,
+                             max_connections=processes * lanes + 1)
         SenderDomain.objects.create(workspace=workspace, domain="dkim.example.jp",
                                     selector="bench", rsa_key=crypto.encrypt(generate_key()))
         _members(workspace, max(members, dkim_members))

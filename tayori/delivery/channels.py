@@ -23,11 +23,6 @@ from tayori.lib import crypto
 # once it has waited this long (the issue's default: three days).
 MAX_AGE = dt.timedelta(days=3)
 RELAY_REST = dt.timedelta(seconds=60)  # how long a relay that failed to connect is left alone
-BUSY_WAIT = dt.timedelta(seconds=1)
-
-
-class ConnectionsBusy(RelayUnavailable):
-    """Every usable relay already has as many connections as it allows."""
 
 
 @dataclass(slots=True)
@@ -100,14 +95,18 @@ class Relays:
         candidates = self._candidates()
         if self.limits is not None and candidates:
             # A relay whose connections are all taken by other lanes is passed over; when every
-            # relay is full this lane's batch waits in the queue (the busy lanes are sending).
-            candidates = [r for r in candidates if not self.limits.slots(r).locked()]
-            if not candidates:
-                raise ConnectionsBusy("every relay connection is in use by other lanes")
+            # relay is full, this lane waits its turn on the first (a lane that sees others
+            # waiting gives its connection up after each batch).
+            free = [r for r in candidates if not self.limits.slots(r).locked()]
+            candidates = free or candidates[:1]
         for relay in candidates:
             slot = self.limits.slots(relay) if self.limits is not None else None
             if slot is not None:
-                await slot.acquire()
+                self.limits.waiting[relay.pk] += 1
+                try:
+                    await slot.acquire()
+                finally:
+                    self.limits.waiting[relay.pk] -= 1
             try:
                 self.connection = await SmtpConnection.open(
                     relay.host, relay.port, helo=self.helo,
@@ -132,10 +131,8 @@ class Relays:
             try:
                 connection = await self._connect()
             except RelayUnavailable as error:
-                # Back to the queue unspent, due when the relays have rested (or, when they
-                # were only busy, in a moment).
-                rest = BUSY_WAIT if isinstance(error, ConnectionsBusy) else RELAY_REST
-                retry_at = timezone.now() + rest
+                # Back to the queue unspent, due when the relays have rested.
+                retry_at = timezone.now() + RELAY_REST
                 for m in pending:
                     outcomes[m.delivery_id] = Outcome(m.delivery_id, "requeue",
                                                       str(error)[:500], retry_at=retry_at)
@@ -165,6 +162,8 @@ class Relays:
             now = timezone.now()
             for message, result in zip(chunk, results, strict=True):
                 outcomes[message.delivery_id] = _outcome(message, result, now)
+        if self.slot is not None and self.limits.waiting[self.relay.pk]:
+            await self.close()  # another lane is waiting for this relay: its turn
         return [outcomes[m.delivery_id] for m in batch]
 
     def _within_hourly_cap(self, chunk: list[Outgoing]):

@@ -5,7 +5,8 @@ never holds up a lane's other mail.
 
 Buckets live in each worker process; every process takes its share (1 / worker processes) of
 each rate, so the workers of one machine together keep to it. A relay's "connections at most"
-is shared the same way, as a semaphore each lane holds while it keeps a connection open.
+is shared the same way, as a semaphore each lane holds while it keeps a connection open; a lane
+gives its connection up after a batch when another is waiting.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import time
+from collections import Counter
 
 from django.conf import settings
 
@@ -59,6 +61,7 @@ class Limits:
         self.sources: dict[int, TokenBucket] = {}
         self.relays: dict[int, TokenBucket] = {}
         self.connections: dict[int, asyncio.Semaphore] = {}
+        self.waiting: Counter[int] = Counter()  # lanes waiting for a relay's connection
 
     def slots(self, relay) -> asyncio.Semaphore:
         """This process's share of a relay's connections (at least one)."""
