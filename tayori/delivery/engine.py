@@ -19,7 +19,7 @@ from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
-from django.db import connections
+from django.db import close_old_connections, connections
 from django.utils import timezone
 
 from tayori.delivery import limits, queue
@@ -81,6 +81,9 @@ class Lane:
                 busy = await self.step()
             except Exception:  # a lane must outlive one bad batch; the rows' leases expire
                 log.exception("lane %s: batch failed", self.name)
+                # A connection that broke (database restarted) is dropped, so the next batch
+                # opens a fresh one.
+                await self.db(close_old_connections)
                 busy = False
             if not busy:
                 for channel in self.channels.values():  # free relay connections for others
