@@ -104,6 +104,10 @@ def test_the_log_masks_addresses_and_refuses_address_search_for_an_analyst(
     body = b"".join(export.streaming_content).decode("utf-8")
     assert body.startswith("\ufeff") and "ta***@example.jp" in body and "taro1@" not in body
     assert "'=HYPERLINK" in body
+    b"".join(owner_client.get(reverse("delivery:log-export"),
+                              {"q": "taro1@example.jp"}).streaming_content)
+    exported = AuditEvent.objects.filter(action="deliveries.exported").order_by("id").last()
+    assert "taro1@" not in str(exported.detail) and "ta***@example.jp" in str(exported.detail)
     sjis = owner_client.get(reverse("delivery:log-export"), {"encoding": "cp932"})
     assert "冬のセール".encode("cp932") in b"".join(sjis.streaming_content)
 
