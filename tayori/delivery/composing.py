@@ -4,6 +4,7 @@ worker, turning each claimed row into signed bytes for a channel."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from tayori.delivery import dkim
 from tayori.delivery.channels import Outgoing
@@ -18,9 +19,18 @@ def signers_for(workspace_id: int, domain: str) -> list[dkim.DkimSigner]:
     sender = SenderDomain.objects.filter(workspace_id=workspace_id, domain=domain.lower()).first()
     if sender is None:
         return []
-    return [dkim.DkimSigner(sender.domain, selector, crypto.decrypt_bytes(sealed))
-            for selector, sealed in ((sender.selector, sender.rsa_key),
-                                     (sender.ed25519_selector, sender.ed25519_key)) if sealed]
+    return _signers(sender.domain, sender.selector, sender.rsa_key,
+                    sender.ed25519_selector, sender.ed25519_key)
+
+
+@lru_cache(maxsize=64)
+def _signers(domain: str, selector: str, rsa_sealed: str, ed_selector: str,
+             ed_sealed: str) -> list[dkim.DkimSigner]:
+    # Loading an RSA key checks it (~50 ms): done once per key, not per transactional message
+    # (each is a source of its own). The sealed keys are part of the cache key, so a new key
+    # is picked up at once.
+    return [dkim.DkimSigner(domain, sel, crypto.decrypt_bytes(sealed))
+            for sel, sealed in ((selector, rsa_sealed), (ed_selector, ed_sealed)) if sealed]
 
 
 @dataclass
