@@ -3,15 +3,27 @@ worker, turning each claimed row into signed bytes for a channel."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 from tayori.delivery import dkim
 from tayori.delivery.channels import Outgoing
-from tayori.delivery.models import DeliverySettings, SenderDomain, Source
+from tayori.delivery.models import DeliverySettings, SenderDomain, Source, SourceFile
 from tayori.delivery.queue import Claimed, Outcome
-from tayori.delivery.rendering import Compiled, MessageSpec, RenderError, compile_message
+from tayori.delivery.rendering import (
+    Attachment,
+    Compiled,
+    MessageSpec,
+    RenderError,
+    compile_message,
+)
 from tayori.lib import crypto
+from tayori.members.segments import Evaluator, SegmentError
+
+# A composer is rebuilt after this long, so a long-running source (a step mail, a send whose
+# shared block was edited before it started) picks up content changes.
+COMPOSER_SECONDS = 60.0
 
 
 def signers_for(workspace_id: int, domain: str) -> list[dkim.DkimSigner]:
@@ -33,6 +45,37 @@ def _signers(domain: str, selector: str, rsa_sealed: str, ed_selector: str,
             for sel, sealed in ((selector, rsa_sealed), (ed_selector, ed_sealed)) if sealed]
 
 
+class Conditions:
+    """A source's conditions, tested per recipient with the segments' Python evaluator (the
+    same rules as the SQL). A condition that no longer validates (its attribute was deleted)
+    shows its block to nobody rather than failing the send."""
+
+    def __init__(self, workspace, definitions: list):
+        self.evaluator = Evaluator(workspace)
+        self.prepared: list[dict | None] = []
+        for definition in definitions:
+            try:
+                self.prepared.append(self.evaluator.prepare(definition))
+            except SegmentError:
+                self.prepared.append(None)
+        self.needs_lists = any(_refers(p) for p in self.prepared if p)
+
+    def load(self, member_ids: list[int]) -> None:
+        if self.needs_lists:
+            self.evaluator.load_lists(member_ids)
+
+    def shown(self, member) -> list[bool]:
+        if member is None:  # an address outside the members: only unconditional content
+            return [False] * len(self.prepared)
+        return [p is not None and self.evaluator.test(p, member) for p in self.prepared]
+
+
+def _refers(node: dict) -> bool:
+    if "conditions" in node:
+        return any(_refers(child) for child in node["conditions"])
+    return node["operator"] in ("in_list", "not_in_list", "in_segment", "not_in_segment")
+
+
 @dataclass
 class Composer:
     workspace_id: int
@@ -41,30 +84,42 @@ class Composer:
     error: str
     signers: list[dkim.DkimSigner]
     max_per_hour: int | None = None
+    conditions: Conditions | None = None
+    built_at: float = field(default_factory=time.monotonic)
 
     @classmethod
     def for_source(cls, source_id: int) -> Composer:
-        source = Source.objects.get(pk=source_id)
+        source = Source.objects.select_related("workspace").get(pk=source_id)
         settings = DeliverySettings.objects.filter(workspace_id=source.workspace_id).first()
         spec = MessageSpec(
             from_address=source.from_address, from_name=source.from_name,
             reply_to=source.reply_to, subject=source.subject, html=source.html,
-            text=source.text, bulk=source.kind == Source.Kind.BULK,
+            text=source.text, bulk=source.kind != Source.Kind.TRANSACTIONAL,
             tracking=source.tracking, tracking_host=settings.tracking_host if settings else "",
-            bounce_domain=settings.bounce_domain if settings else "")
+            bounce_domain=settings.bounce_domain if settings else "", charset=source.charset,
+            attachments=[Attachment(f.filename, f.content_type, bytes(f.data), f.content_id)
+                         for f in SourceFile.objects.filter(source=source).order_by("pk")])
         try:
             compiled, error = compile_message(spec), ""
         except RenderError as failure:  # refused when created; kept in case templates change
             compiled, error = None, str(failure)
         domain = source.from_address.rpartition("@")[2]
+        conditions = Conditions(source.workspace, source.conditions) if source.conditions else None
         return cls(source.workspace_id, source.pk, compiled, error,
-                   signers_for(source.workspace_id, domain), source.max_per_hour)
+                   signers_for(source.workspace_id, domain), source.max_per_hour, conditions)
 
-    def compose(self, row: Claimed, attributes: dict) -> Outgoing | Outcome:
+    @property
+    def stale(self) -> bool:
+        return time.monotonic() - self.built_at > COMPOSER_SECONDS
+
+    def compose(self, row: Claimed, member) -> Outgoing | Outcome:
+        """Signed bytes for one claimed row; ``member`` is its MemberRow or None."""
         if self.compiled is None:
             return Outcome(row.id, "failed", f"template: {self.error}"[:500])
+        shown = self.conditions.shown(member) if self.conditions else None
         try:
-            rendered = self.compiled.render(row.id, row.address, attributes, row.data)
+            rendered = self.compiled.render(row.id, row.address,
+                                            member.attributes if member else {}, row.data, shown)
         except RenderError as error:
             return Outcome(row.id, "failed", str(error)[:500])
         signature = (dkim.sign_all(self.signers, rendered.headers, rendered.body)

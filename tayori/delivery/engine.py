@@ -12,12 +12,14 @@ return to the queue when the lease runs out (queue.maintain).
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import os
 import socket
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
+from typing import NamedTuple
 
 from django.db import close_old_connections, connections
 from django.utils import timezone
@@ -112,7 +114,12 @@ class Lane:
 
     async def _deliver(self, claimed: list[queue.Claimed]) -> bool:
         db = self.db
-        attributes = await db(_attributes, [c.member_id for c in claimed if c.member_id])
+        members = await db(_members, [c.member_id for c in claimed if c.member_id])
+        for source_id in {c.source_id for c in claimed}:
+            composer = await self.worker.composer(source_id, db)
+            if composer.conditions is not None and composer.conditions.needs_lists:
+                await db(composer.conditions.load, [c.member_id for c in claimed
+                                                    if c.source_id == source_id and c.member_id])
         by_workspace: dict[int, list[Outgoing]] = defaultdict(list)
         outcomes = []
         for index, row in enumerate(claimed):
@@ -126,7 +133,7 @@ class Lane:
                 outcomes.append(queue.Outcome(row.id, "requeue", f"waiting: {limit}",
                                               retry_at=limits.later(wait)))
                 continue
-            rendered = composer.compose(row, attributes.get(row.member_id, {}))
+            rendered = composer.compose(row, members.get(row.member_id))
             if isinstance(rendered, queue.Outcome):  # the template failed for this recipient
                 outcomes.append(rendered)
             else:
@@ -148,8 +155,21 @@ class Lane:
         return self.channels[workspace_id]
 
 
-def _attributes(member_ids: list[int]) -> dict[int, dict]:
-    return dict(Member.objects.filter(pk__in=member_ids).values_list("pk", "attributes"))
+class MemberRow(NamedTuple):
+    """What rendering and block conditions read of a member: a tuple, not a model instance."""
+
+    pk: int
+    email: str
+    phone: str
+    status: str
+    created_at: dt.datetime
+    attributes: dict
+
+
+def _members(member_ids: list[int]) -> dict[int, MemberRow]:
+    rows = Member.objects.filter(pk__in=member_ids).values_list(
+        "pk", "email", "phone", "status", "created_at", "attributes")
+    return {row[0]: MemberRow(*row[:5], row[5] or {}) for row in rows}
 
 
 def _sending_setup(workspace_id: int):
@@ -182,7 +202,7 @@ class Worker:
 
     async def composer(self, source_id: int, db: Database) -> Composer:
         composer = self._composers.get(source_id)
-        if composer is None:
+        if composer is None or composer.stale:
             composer = await db(Composer.for_source, source_id)
             self._composers[source_id] = composer
             if len(self._composers) > COMPOSERS_KEPT:  # each transactional message is a source

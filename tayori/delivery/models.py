@@ -18,6 +18,11 @@ class Priority(models.IntegerChoices):
     URGENT = 9, _("Urgent")
 
 
+class Charset(models.TextChoices):
+    UTF8 = "utf-8", "UTF-8"
+    ISO2022JP = "iso-2022-jp", "ISO-2022-JP"
+
+
 class Source(models.Model):
     """One message sent to many (a bulk send) or to one (a transactional message): what to send,
     to whom, and where the send stands. Campaigns and notices will own a Source each."""
@@ -25,6 +30,7 @@ class Source(models.Model):
     class Kind(models.TextChoices):
         BULK = "bulk", _("Bulk send")
         TRANSACTIONAL = "transactional", _("Transactional")
+        STEP = "step", _("Step mail")  # stays running; the scheduler adds rows as members fall due
 
     class Status(models.TextChoices):
         DRAFT = "draft", _("Draft")
@@ -50,9 +56,16 @@ class Source(models.Model):
     html = models.TextField(_("HTML body"), blank=True)
     text = models.TextField(_("text body"), blank=True)
     tracking = models.BooleanField(_("track opens and clicks"), default=True)
-    # Audience (bulk): a segment, evaluated at fan-out time.
+    charset = models.CharField(_("charset"), max_length=16, choices=Charset.choices,
+                               default=Charset.UTF8)
+    # Segment definitions the templates test per recipient as ``shown[i]`` (conditional blocks
+    # and subject variants), evaluated by the engine with the segments' Python evaluator.
+    conditions = models.JSONField(default=list, blank=True)
+    # Audience (bulk): a segment, or a definition of its own (a campaign's included minus
+    # excluded segments and lists), evaluated at fan-out time.
     segment = models.ForeignKey(Segment, null=True, blank=True, on_delete=models.PROTECT,
                                 verbose_name=_("segment"))
+    audience = models.JSONField(null=True, blank=True)
     once_per_address = models.BooleanField(_("send once per address"), default=True)
     # Control
     scheduled_at = models.DateTimeField(_("start at"), null=True, blank=True)
@@ -77,6 +90,19 @@ class Source(models.Model):
 
     def __str__(self):
         return self.name
+
+
+class SourceFile(models.Model):
+    """A file a source carries: an attachment, or an inline image the HTML shows by cid."""
+
+    source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="files")
+    filename = models.CharField(max_length=255)
+    content_type = models.CharField(max_length=100)
+    data = models.BinaryField()
+    content_id = models.CharField(max_length=200, blank=True)  # set for inline images
+
+    def __str__(self):
+        return self.filename
 
 
 class Delivery(models.Model):

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from tayori.delivery.models import Delivery, Priority, Source
 from tayori.members.models import Member, Suppression
-from tayori.members.segments.sql import segment_members
+from tayori.members.segments.sql import segment_members, segment_queryset
 
 _T = Delivery._meta.db_table
 _S = Source._meta.db_table
@@ -63,7 +63,9 @@ def fan_out(source: Source, *, now: dt.datetime | None = None) -> dict[str, int]
     """Create one row per audience member: queued, or skipped with its reason. Returns the
     counts per reason and stores the totals on the source. Runs once per source."""
     now = now or timezone.now()
-    audience = segment_members(source.segment, now=now).order_by().values("id")
+    members = (segment_queryset(source.workspace, source.audience, now=now)
+               if source.audience is not None else segment_members(source.segment, now=now))
+    audience = members.order_by().values("id")
     audience_sql, audience_params = audience.query.sql_with_params()
     with connection.cursor() as cursor:
         cursor.execute(_FAN_OUT.format(audience=audience_sql), [
@@ -273,7 +275,8 @@ def cancel(source: Source, *, now: dt.datetime | None = None) -> int:
 def finish_done(*, now: dt.datetime | None = None) -> list[int]:
     """Mark running sources with nothing left to send as done; returns their ids."""
     now = now or timezone.now()
-    running = Source.objects.filter(status=Source.Status.RUNNING)
+    # A step mail's source stays running: the scheduler keeps adding rows as members fall due.
+    running = Source.objects.filter(status=Source.Status.RUNNING).exclude(kind=Source.Kind.STEP)
     busy = Delivery.objects.filter(source__in=running, status__in=WAITING).values("source_id")
     done = list(running.exclude(pk__in=busy).values_list("pk", flat=True))
     if done:

@@ -139,6 +139,7 @@ class Attachment:
     filename: str
     content_type: str
     data: bytes
+    content_id: str = ""  # an inline image the HTML shows as cid:<content_id>
 
 
 @dataclass
@@ -158,6 +159,7 @@ class MessageSpec:
     message_id_domain: str = ""
     headers: dict[str, str] = field(default_factory=dict)
     attachments: list[Attachment] = field(default_factory=list)
+    charset: str = "utf-8"  # or "iso-2022-jp": 7-bit JIS, UTF-8 for a recipient it cannot carry
 
 
 @dataclass(slots=True)
@@ -289,7 +291,18 @@ class Compiled:
              f"Content-Transfer-Encoding: base64\r\nContent-Disposition: attachment; "
              f"filename*=utf-8''{_quote(a.filename)}\r\n\r\n").encode()
             + base64.encodebytes(a.data).replace(b"\n", b"\r\n")
-            for a in spec.attachments)
+            for a in spec.attachments if not a.content_id)
+        self._inline = b"".join(
+            (f"--{boundary}r\r\nContent-Type: {a.content_type}\r\n"
+             f"Content-Transfer-Encoding: base64\r\nContent-ID: <{a.content_id}>\r\n"
+             f"Content-Disposition: inline; filename*=utf-8''{_quote(a.filename)}\r\n\r\n"
+             ).encode() + base64.encodebytes(a.data).replace(b"\n", b"\r\n")
+            for a in spec.attachments if a.content_id)
+        self.jis = spec.charset == "iso-2022-jp"
+        if self.jis and (name := jis_header(spec.from_name)) is not None and spec.from_name:
+            self._fixed = self._fixed.replace(
+                f"From: {_address(spec.from_name, spec.from_address)}",
+                f"From: {name} <{spec.from_address}>", 1)
         self._date, self._date_at = "", 0
 
     def envelope_from(self, delivery_id: int, token: str | None = None) -> str:
@@ -307,13 +320,15 @@ class Compiled:
         return self._date
 
     def render(self, delivery_id: int, to: str, member: dict | None = None,
-               data: dict | None = None) -> Rendered:
+               data: dict | None = None, shown: list[bool] | None = None) -> Rendered:
+        """One recipient's message. ``shown[i]`` says whether the recipient matches the
+        source's i-th condition (conditional blocks and subject variants test it)."""
         links = _Links(delivery_id, self.spec.tracking_host)
         unsubscribe_token = tokens.make(tokens.UNSUBSCRIBE, delivery_id)
         unsubscribe = (f"https://{self.spec.tracking_host}/t/u/{unsubscribe_token}"
                        if self.spec.tracking_host else "")
         context = {"member": member or {}, "data": data or {}, "email": to, "tayori": links,
-                   "unsubscribe_url": unsubscribe}
+                   "unsubscribe_url": unsubscribe, "shown": shown or ()}
         try:
             subject = " ".join(self.subject.render(context).split())
             html = self.html.render(context) if self.html else None
@@ -324,7 +339,9 @@ class Compiled:
             raise RenderError("template", f"{type(error).__name__}: {error}") from None
         bounce_token = tokens.make(tokens.BOUNCE, delivery_id)
         message_id = self.message_id(delivery_id, bounce_token)
-        headers = [self._fixed, f"To: {to}", f"Subject: {_header_text(subject)}",
+        jis = self.jis and _jis_parts(subject, html, text)
+        subject_header = jis[0] if jis else _header_text(subject)
+        headers = [self._fixed, f"To: {to}", f"Subject: {subject_header}",
                    f"Date: {self._now()}", f"Message-ID: {message_id}"]
         if self.spec.bulk:
             mailto = f"<mailto:unsubscribe+{unsubscribe_token}@{self.bounce_domain}>"
@@ -332,9 +349,12 @@ class Compiled:
                            else f"List-Unsubscribe: {mailto}")
             if unsubscribe:
                 headers.append("List-Unsubscribe-Post: List-Unsubscribe=One-Click")
-        content_type, body = self._body(html, text)
+        content_type, body = self._body(html, text, jis)
         if not content_type.startswith("multipart"):
-            content_type += "\r\nContent-Transfer-Encoding: base64"
+            content_type += "\r\nContent-Transfer-Encoding: " + (
+                "7bit" if jis and _fits_7bit(body) else "base64")
+            if jis and not _fits_7bit(body):
+                body = _b64_bytes(body)
         if self._attachments:
             outer = f"{self._boundary}m"
             body = (f"--{outer}\r\nContent-Type: {content_type}\r\n\r\n".encode() + body
@@ -344,18 +364,103 @@ class Compiled:
         return Rendered(self.envelope_from(delivery_id, bounce_token), message_id, subject,
                         ("\r\n".join(headers) + "\r\n").encode(), body)
 
-    def _body(self, html: str | None, text: str | None) -> tuple[str, bytes]:
-        if html is None or text is None:
-            kind = "html" if html is not None else "plain"
-            return f'text/{kind}; charset="utf-8"', _b64(html if html is not None else text)
+    def _body(self, html: str | None, text: str | None,
+              jis: tuple | None = None) -> tuple[str, bytes]:
         b = self._boundary
-        body = b"".join((
-            f'--{b}\r\nContent-Type: text/plain; charset="utf-8"\r\n'
-            f"Content-Transfer-Encoding: base64\r\n\r\n".encode(), _b64(text),
-            f'--{b}\r\nContent-Type: text/html; charset="utf-8"\r\n'
-            f"Content-Transfer-Encoding: base64\r\n\r\n".encode(), _b64(html),
-            f"--{b}--\r\n".encode()))
+        html_part = text_part = None
+        if html is not None:
+            html_part = _part("html", html, jis[1] if jis else None)
+            if self._inline:
+                html_part = (f'multipart/related; boundary="{b}r"', b"".join((
+                    _part_bytes(html_part, b + "r"), self._inline, f"--{b}r--\r\n".encode())))
+        if text is not None:
+            text_part = _part("plain", text, jis[2] if jis else None)
+        if html_part is None or text_part is None:
+            content_type, body = html_part or text_part
+            return content_type, body
+        body = b"".join((_part_bytes(text_part, b), _part_bytes(html_part, b),
+                         f"--{b}--\r\n".encode()))
         return f'multipart/alternative; boundary="{b}"', body
+
+
+def _part(kind: str, text: str, jis: bytes | None) -> tuple[str, bytes]:
+    """A text part as (content type, raw body): JIS bytes when the message goes out in
+    ISO-2022-JP, else UTF-8 (the transfer encoding is added where the part is placed)."""
+    if jis is not None:
+        return f'text/{kind}; charset="ISO-2022-JP"', jis
+    return f'text/{kind}; charset="utf-8"', _b64(text)
+
+
+def _part_bytes(part: tuple[str, bytes], boundary: str) -> bytes:
+    content_type, body = part
+    if content_type.startswith("multipart"):
+        return f"--{boundary}\r\nContent-Type: {content_type}\r\n\r\n".encode() + body
+    if "ISO-2022-JP" in content_type and _fits_7bit(body):
+        encoding = "7bit"
+    else:
+        encoding = "base64"
+        if "ISO-2022-JP" in content_type:
+            body = _b64_bytes(body)
+    return (f"--{boundary}\r\nContent-Type: {content_type}\r\n"
+            f"Content-Transfer-Encoding: {encoding}\r\n\r\n").encode() + body
+
+
+def _fits_7bit(body: bytes) -> bool:
+    # RFC 5322 lines end in CRLF and carry at most 998 octets.
+    return all(len(line) <= 998 for line in body.split(b"\r\n"))
+
+
+def _b64_bytes(data: bytes) -> bytes:
+    encoded = binascii.b2a_base64(data, newline=False)
+    return b"".join([encoded[i:i + 76] + b"\r\n" for i in range(0, len(encoded), 76)])
+
+
+def _jis_text(text: str) -> bytes | None:
+    """Text as ISO-2022-JP with CRLF line ends, or None if a character cannot be carried."""
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if not text.endswith("\n"):
+        text += "\n"  # a boundary or the end of data follows on a line of its own
+    try:
+        return text.replace("\n", "\r\n").encode("iso2022_jp")
+    except UnicodeEncodeError:
+        return None
+
+
+def jis_header(value: str) -> str | None:
+    """An unstructured header value in ISO-2022-JP encoded words (RFC 1468/2047), each at most
+    75 characters and of whole characters, or None if a character cannot be carried."""
+    value = value.replace("\r", " ").replace("\n", " ")
+    if value.isascii():
+        return value
+    words, chunk = [], ""
+    for char in value:
+        candidate = chunk + char
+        try:
+            encoded = candidate.encode("iso2022_jp")
+        except UnicodeEncodeError:
+            return None
+        # "=?ISO-2022-JP?B?" + "?=" is 18 characters; base64 grows 3 bytes into 4.
+        if chunk and 18 + 4 * ((len(encoded) + 2) // 3) > 75:
+            words.append(chunk)
+            chunk = char
+        else:
+            chunk = candidate
+    words.append(chunk)
+    return "\r\n ".join(
+        f"=?ISO-2022-JP?B?{base64.b64encode(w.encode('iso2022_jp')).decode()}?=" for w in words)
+
+
+def _jis_parts(subject: str, html: str | None, text: str | None) -> tuple | None:
+    """(subject header, html bytes, text bytes) in ISO-2022-JP, or None when any of them holds
+    a character JIS cannot carry: that recipient's message then goes out in UTF-8 whole."""
+    header = jis_header(subject)
+    html_bytes = _jis_text(html) if html is not None else b""
+    text_bytes = _jis_text(text) if text is not None else b""
+    if header is None or html_bytes is None or text_bytes is None:
+        return None
+    return header, html_bytes if html is not None else None, (
+        text_bytes if text is not None else None)
 
 
 def _quote(filename: str) -> str:

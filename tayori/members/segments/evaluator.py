@@ -47,6 +47,26 @@ class Evaluator:
     def matches(self, member: Member, definition) -> bool:
         return bool(self.select([member], definition))
 
+    def prepare(self, definition) -> dict:
+        """A definition validated once, for ``test`` to run against many members."""
+        return validate(self.workspace, definition, allow_pii=self.allow_pii, fields=self.fields)
+
+    def test(self, prepared: dict, member) -> bool:
+        """Whether one member matches a prepared definition. ``member`` may be any object with
+        the Member fields the definition reads (pk, email, phone, status, created_at,
+        attributes): the delivery engine passes light rows, not model instances."""
+        return self._node(prepared, member)
+
+    def load_lists(self, member_ids) -> None:
+        """Read the list memberships of many members in one query, before testing them."""
+        missing = [pk for pk in member_ids if pk not in self._lists]
+        for pk in missing:
+            self._lists[pk] = set()
+        for member_id, list_id in ListMembership.objects.filter(
+                member_id__in=missing, member_list__workspace=self.workspace).values_list(
+                "member_id", "member_list_id"):
+            self._lists[member_id].add(list_id)
+
     def _lists_of(self, member: Member) -> set[int]:
         if member.pk not in self._lists:
             self._lists[member.pk] = set(ListMembership.objects.filter(
