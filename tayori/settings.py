@@ -38,6 +38,8 @@ INSTALLED_APPS = [
     "tayori.accounts",
     "tayori.members",
     "tayori.delivery",
+    "tayori.content",
+    "tayori.campaigns",
     "tayori.web",
 ]
 

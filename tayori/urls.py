@@ -18,5 +18,7 @@ urlpatterns = [
     path("members/", include("tayori.members.urls")),
     path("workspace/", include("tayori.accounts.urls")),
     path("mail/", include("tayori.delivery.urls")),
+    path("content/", include("tayori.content.views")),
+    path("campaigns/", include("tayori.campaigns.views")),
     path("api/", include("tayori.api.urls")),
 ]

@@ -1,5 +1,5 @@
-"""Jinja2 filters for Japanese formatting in mail templates: yen, numbers, dates, weekdays, eras
-and JST times. `FILTERS` is what rendering registers; every filter turns None, "" and undefined into ""."""
+"""Jinja2 filters for Japanese formatting in mail templates (yen, numbers, dates, eras, JST times).
+`FILTERS` is what rendering registers; every filter turns None, "" and undefined into ""."""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count
+from django.db.models import Count, F
 from django.utils import timezone
 
 from tayori.delivery.models import Delivery, Priority, Source
@@ -56,6 +56,19 @@ UPDATE {_T} SET status = 'skipped', skip_reason = '{DUPLICATE}', finished_at = %
 WHERE source_id = %s AND status = 'queued' AND id NOT IN (
   SELECT MIN(id) FROM {_T} WHERE source_id = %s AND status = 'queued' GROUP BY LOWER(address))
 """
+
+
+def add_rows(source: Source, members, *, now: dt.datetime) -> int:
+    """Append rows for more members to a running source (a step mail's, as members fall due):
+    the same statement and skip reasons as a fan-out. Returns rows added."""
+    audience_sql, audience_params = members.order_by().values("id").query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(_FAN_OUT.format(audience=audience_sql), [
+            source.pk, source.priority, now, now, now, now, source.workspace_id,
+            *audience_params])
+        added = cursor.rowcount
+    Source.objects.filter(pk=source.pk).update(total=F("total") + added)
+    return added
 
 
 @transaction.atomic
@@ -228,7 +241,7 @@ def start(source: Source, *, now: dt.datetime | None = None) -> None:
     source = Source.objects.select_for_update().get(pk=source.pk)
     if source.status not in (Source.Status.DRAFT, Source.Status.SCHEDULED):
         return
-    if source.kind == Source.Kind.BULK and source.segment_id:
+    if source.kind == Source.Kind.BULK and (source.segment_id or source.audience is not None):
         fan_out(source, now=now)
     # started_at is the real moment sending could begin (after the fan-out), not the schedule.
     Source.objects.filter(pk=source.pk).update(status=Source.Status.RUNNING,

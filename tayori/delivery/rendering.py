@@ -23,6 +23,7 @@ from jinja2 import ChainableUndefined, TemplateError, TemplateSyntaxError, Undef
 from jinja2.sandbox import SandboxedEnvironment
 
 from tayori.delivery import tokens
+from tayori.delivery.filters import FILTERS
 
 
 class _Environment(SandboxedEnvironment):
@@ -43,8 +44,11 @@ def _finalize(value):
 
 _html_env = _Environment(autoescape=True, undefined=ChainableUndefined, finalize=_finalize)
 _text_env = _Environment(autoescape=False, undefined=ChainableUndefined, finalize=_finalize)
+for _env in (_html_env, _text_env):
+    _env.filters.update(FILTERS)  # yen, date_ja, weekday_ja… (Japanese formatting, JST)
 _MISSING = object()
 _SPECIAL = re.compile(r"[<>&'\"]")
+_SHIFTS = re.compile("[\x1b\x0e\x0f]")
 
 
 class _Joined:
@@ -234,6 +238,14 @@ def _b64(text: str) -> bytes:
     return b"".join([encoded[i:i + 76] + b"\r\n" for i in range(0, len(encoded), 76)])
 
 
+def parse(source: str, field_name: str, *, html: bool = False) -> nodes.Template:
+    """A template's syntax tree, after compiling it as the engine will (so unknown filters and
+    syntax errors surface now); raises RenderError with the field and line."""
+    env = _html_env if html else _text_env
+    _compile(env, source, field_name)
+    return env.parse(source)
+
+
 def _compile(env, source: str, field_name: str):
     try:
         template = env.from_string(source)
@@ -419,6 +431,8 @@ def _jis_text(text: str) -> bytes | None:
     """Text as ISO-2022-JP with CRLF line ends, or None if a character cannot be carried."""
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if _SHIFTS.search(text):
+        return None  # a stray ESC, SO or SI would switch the reader's character set
     if not text.endswith("\n"):
         text += "\n"  # a boundary or the end of data follows on a line of its own
     try:
@@ -431,6 +445,8 @@ def jis_header(value: str) -> str | None:
     """An unstructured header value in ISO-2022-JP encoded words (RFC 1468/2047), each at most
     75 characters and of whole characters, or None if a character cannot be carried."""
     value = value.replace("\r", " ").replace("\n", " ")
+    if _SHIFTS.search(value):
+        return None
     if value.isascii():
         return value
     words, chunk = [], ""

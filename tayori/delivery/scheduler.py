@@ -31,9 +31,15 @@ MIN_SAMPLE = 20
 FAILURE_RATE = 0.2
 
 
+# Time-driven work of apps above the engine (step mails), registered from their AppConfig.ready:
+# name -> callable(now=…) returning what it did.
+TASKS: dict[str, object] = {}
+
+
 def tick(*, now: dt.datetime | None = None, pool: ThreadPoolExecutor | None = None) -> dict:
     """One pass over everything time-driven. Returns what it did, for logs and tests."""
     now = now or timezone.now()
+    extra = {name: task(now=now) for name, task in TASKS.items()}
     started = start_due(now=now, pool=pool)
     quiet, released = quiet_hours(now=now)
     requeued = queue.maintain(now=now)
@@ -42,7 +48,7 @@ def tick(*, now: dt.datetime | None = None, pool: ThreadPoolExecutor | None = No
     for source in Source.objects.filter(pk__in=done):
         notify(source, "done")
     return {"started": started, "quiet": quiet, "released": released, "requeued": requeued,
-            "paused": paused, "done": done}
+            "paused": paused, "done": done, **extra}
 
 
 def start_due(*, now: dt.datetime, pool: ThreadPoolExecutor | None = None) -> list[int]:

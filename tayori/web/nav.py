@@ -12,6 +12,11 @@ NAVIGATION = [
         ("members:suppressions", _("Suppressions"), "members.view"),
     ]),
     (_("Mail"), [
+        ("campaigns:index", _("Campaigns"), "campaigns.create"),
+        ("content:templates", _("Templates"), "templates.manage"),
+        ("content:identities", _("Senders"), "templates.manage"),
+        ("campaigns:step-mails", _("Step mails"), "campaigns.create"),
+        ("campaigns:settings", _("Campaign settings"), "settings.manage"),
         ("delivery:sends", _("Sends"), "deliveries.view"),
         ("delivery:log", _("Delivery log"), "deliveries.view"),
         ("delivery:outbox", _("Sandbox outbox"), "deliveries.view"),
