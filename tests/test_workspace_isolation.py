@@ -31,6 +31,15 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 
 from conftest import make_operator
+from tayori.campaigns.models import (
+    Approval,
+    Campaign,
+    CampaignSettings,
+    Step,
+    StepMail,
+    StepSent,
+)
+from tayori.content.models import SenderIdentity, SharedBlock, Template, TemplateFile
 from tayori.accounts.models import (
     ApiKey,
     AuditEvent,
@@ -47,6 +56,7 @@ from tayori.delivery.models import (
     Relay,
     SenderDomain,
     Source,
+    SourceFile,
 )
 from tayori.members.models import (
     Attribute,
@@ -69,6 +79,7 @@ KWARG_MODELS = {
     "member_pk": Member,
     "list_pk": MemberList,
     "consent_pk": ConsentRecord,
+    "file_pk": TemplateFile,
 }
 
 ROUTE_PK_MODELS = {
@@ -109,10 +120,27 @@ ROUTE_PK_MODELS = {
     "delivery:relay": Relay,
     "delivery:relay-delete": Relay,
     "delivery:domain-delete": SenderDomain,
+    "content:identity": SenderIdentity,
+    "content:template": Template,
+    "content:template-preview": Template,
+    "content:template-copy": Template,
+    "content:template-delete": Template,
+    "content:template-file": Template,
+    "content:template-file-delete": Template,
+    "content:shared-block": SharedBlock,
+    "campaigns:step-mail": StepMail,
+    "campaigns:campaign": Campaign,
+    "campaigns:edit": Campaign,
+    "campaigns:submit": Campaign,
+    "campaigns:decide": Campaign,
+    "campaigns:schedule": Campaign,
+    "campaigns:copy": Campaign,
+    "campaigns:test-send": Campaign,
+    "campaigns:control": Campaign,
 }
 GENERIC_KWARGS = ("pk", "id")
 
-PLAIN_VALUES = {"direction": "up"}
+PLAIN_VALUES = {"direction": "up", "action": "pause"}
 
 # What a hostile form might send: plausible values for the fields Tayori's forms use.
 POST_DATA = {
@@ -203,6 +231,31 @@ FACTORIES = {
         workspace=ws, domain=f"{tag}.{ws.slug}.example.jp"),
     Relay: lambda ws, tag: Relay.objects.create(workspace=ws, name=f"Relay {tag}",
                                                 host="127.0.0.1", port=2525),
+    SourceFile: lambda ws, tag, objects: SourceFile.objects.create(
+        source=objects[Source], filename=f"{tag}.pdf", content_type="application/pdf",
+        data=b"%PDF secret of " + ws.slug.encode()),
+    SenderIdentity: lambda ws, tag: SenderIdentity.objects.create(
+        workspace=ws, label=f"Sender {tag}", from_address=f"news@{ws.slug}.example.jp"),
+    SharedBlock: lambda ws, tag: SharedBlock.objects.create(
+        workspace=ws, name=f"Footer {tag}", block={"kind": "text", "text": tag}),
+    Template: lambda ws, tag: Template.objects.create(
+        workspace=ws, name=f"Template {tag}", subject=f"Subject {tag}",
+        blocks=[{"kind": "text", "text": "secret of " + ws.slug}]),
+    TemplateFile: lambda ws, tag, objects: TemplateFile.objects.create(
+        template=objects[Template], filename=f"{tag}.pdf", content_type="application/pdf",
+        data=b"%PDF", size=4),
+    CampaignSettings: lambda ws, tag: CampaignSettings.objects.get_or_create(workspace=ws)[0],
+    Campaign: lambda ws, tag, objects: Campaign.objects.create(
+        workspace=ws, name=f"Campaign {tag}", identity=objects[SenderIdentity],
+        template=objects[Template], include_segments=[objects[Segment].pk]),
+    Approval: lambda ws, tag, objects: Approval.objects.create(
+        campaign=objects[Campaign], revision=1, stage=1, decision="approved"),
+    StepMail: lambda ws, tag, objects: StepMail.objects.create(
+        workspace=ws, name=f"Steps {tag}", identity=objects[SenderIdentity]),
+    Step: lambda ws, tag, objects: Step.objects.create(
+        step_mail=objects[StepMail], trigger="after_signup", template=objects[Template]),
+    StepSent: lambda ws, tag, objects: StepSent.objects.create(
+        step=objects[Step], member_id=objects[Member].pk),
     # Some routes only serve an object in a particular state; a variant provides one, so that a
     # view that forgot the workspace would really hand it out.
     "import job with an error report": lambda ws, tag: _job(ws, tag, Job.Kind.IMPORT),
@@ -212,6 +265,11 @@ FACTORIES = {
 SCOPES = {
     Operator: "memberships__workspace",
     ListMembership: "member_list__workspace",
+    SourceFile: "source__workspace",
+    TemplateFile: "template__workspace",
+    Approval: "campaign__workspace",
+    Step: "step_mail__workspace",
+    StepSent: "step__step_mail__workspace",
 }
 NOT_WORKSPACE_DATA = {Workspace}  # checked as a row of its own below
 

@@ -16,7 +16,7 @@ from tayori.content.models import SharedBlock, Template, TemplateFile
 from tayori.delivery import queue
 from tayori.delivery.models import Delivery, Priority, Source, SourceFile
 from tayori.members.models import Member
-from tayori.members.segments import segment_queryset
+from tayori.members.segments import SegmentError, segment_queryset
 
 S = Campaign.Status
 _FROM_SOURCE = {Source.Status.SCHEDULED: S.SCHEDULED, Source.Status.DRAFT: S.SCHEDULED,
@@ -102,12 +102,19 @@ def submit(campaign: Campaign, request) -> None:
         raise CampaignError(_("Choose a sender and a template first."))
     if not (campaign.include_segments or campaign.include_lists):
         raise CampaignError(_("Choose at least one segment or list to send to."))
+    try:  # before any change: a list or segment deleted since it was chosen is refused
+        recipients = recipient_count(campaign)
+    except SegmentError as error:
+        raise CampaignError(str(error)) from None
+    if campaign.approvals.filter(revision=campaign.revision).exists():
+        # Submitted again after a rejection: the earlier stages approved another snapshot.
+        campaign.revision += 1
     campaign.snapshot = campaign.template.content()
     campaign.submitted_by = request.user
     campaign.status = S.APPROVED if not settings_of(campaign.workspace).stages else S.AWAITING
     campaign.save()
     audit.record("campaign.submit", request=request, target=f"campaign:{campaign.pk}",
-                 revision=campaign.revision, recipients=recipient_count(campaign))
+                 revision=campaign.revision, recipients=recipients)
 
 
 def approvals_of(campaign: Campaign) -> list[Approval]:

@@ -376,7 +376,7 @@ def step_mail(request, pk=None):
 
 app_name = "campaigns"
 urlpatterns = [
-    path("", index, name="index"),
+    path("", index, name="list"),
     path("calendar/", calendar_view, name="calendar"),
     path("new/", form, name="new"),
     path("count/", count, name="count"),

@@ -274,7 +274,8 @@ def template_file(request, pk):
 @require_POST
 def template_file_delete(request, pk, file_pk):
     template = get_object_or_404(Template, pk=pk, workspace=request.workspace)
-    template.files.filter(pk=file_pk).delete()
+    get_object_or_404(TemplateFile, pk=file_pk, template=template).delete()
+    audit.record("template.file_delete", request=request, target=f"template:{pk}")
     return redirect("content:template", pk)
 
 

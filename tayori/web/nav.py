@@ -12,7 +12,7 @@ NAVIGATION = [
         ("members:suppressions", _("Suppressions"), "members.view"),
     ]),
     (_("Mail"), [
-        ("campaigns:index", _("Campaigns"), "campaigns.create"),
+        ("campaigns:list", _("Campaigns"), "campaigns.create"),
         ("content:templates", _("Templates"), "templates.manage"),
         ("content:identities", _("Senders"), "templates.manage"),
         ("campaigns:step-mails", _("Step mails"), "campaigns.create"),

@@ -98,8 +98,7 @@ def test_loop_variables_and_assignments_are_known(attributes):
         "<td>{{ item.price|yen }}</td><td>{{ loop.index }}</td></tr>{% endfor %}</table>"
         "{% for key, value in data.extra.items() %}{{ key }}={{ value }}{% endfor %}"
         "{% set total = data.total %}{{ total|yen }}")}])) == []
-    # Outside its loop the variable is unknown again only if never bound; Jinja scoping aside,
-    # a misspelt loop variable is caught.
+    # A misspelt loop variable is caught.
     found = errors(attributes, content([{"kind": "html", "html": (
         "{% for item in data.items %}{{ itme.name }}{% endfor %}")}]))
     assert len(found) == 1 and "“itme”" in found[0][1]
