@@ -59,6 +59,20 @@ class Conditions:
             except SegmentError:
                 self.prepared.append(None)
         self.needs_lists = any(_refers(p) for p in self.prepared if p)
+        for prepared in self.prepared:  # saved segments are read now, not in the event loop
+            if prepared:
+                self._warm(prepared)
+
+    def _warm(self, node: dict) -> None:
+        if "conditions" in node:
+            for child in node["conditions"]:
+                self._warm(child)
+        elif node["operator"] in ("in_segment", "not_in_segment"):
+            try:
+                with self.evaluator.saved.entered(node["value"]) as definition:
+                    self._warm(definition)
+            except SegmentError:
+                pass
 
     def load(self, member_ids: list[int]) -> None:
         if self.needs_lists:
@@ -67,7 +81,13 @@ class Conditions:
     def shown(self, member) -> list[bool]:
         if member is None:  # an address outside the members: only unconditional content
             return [False] * len(self.prepared)
-        return [p is not None and self.evaluator.test(p, member) for p in self.prepared]
+        return [p is not None and self._test(p, member) for p in self.prepared]
+
+    def _test(self, prepared: dict, member) -> bool:
+        try:
+            return self.evaluator.test(prepared, member)
+        except SegmentError:  # a referred segment went stale since the source was built
+            return False
 
 
 def _refers(node: dict) -> bool:

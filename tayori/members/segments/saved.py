@@ -19,6 +19,7 @@ class SavedSegments:
     def __init__(self, workspace, fields):
         self.workspace, self.fields = workspace, fields
         self._saved: dict[int, tuple[str, dict]] | None = None
+        self._valid: dict[int, dict] = {}  # validated once: an evaluator may test many members
         self.stack: list[int] = []
 
     @contextmanager
@@ -42,8 +43,11 @@ class SavedSegments:
             raise SegmentError([ConditionError((), _("Segments refer to each other in a loop."))])
         if len(self.stack) >= MAX_SEGMENT_NESTING:
             raise SegmentError([ConditionError((), _("Segments are nested too deeply."))])
+        if pk in self._valid:
+            return self._valid[pk]
         name, definition = self._saved[pk]
         try:
-            return validate(self.workspace, definition, fields=self.fields)
+            self._valid[pk] = validate(self.workspace, definition, fields=self.fields)
+            return self._valid[pk]
         except SegmentError as error:
             raise SegmentError([ConditionError((), _("Segment “%(name)s” cannot be used: %(reason)s") % {"name": name, "reason": error})]) from error
