@@ -31,15 +31,6 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 
 from conftest import make_operator
-from tayori.campaigns.models import (
-    Approval,
-    Campaign,
-    CampaignSettings,
-    Step,
-    StepMail,
-    StepSent,
-)
-from tayori.content.models import SenderIdentity, SharedBlock, Template, TemplateFile
 from tayori.accounts.models import (
     ApiKey,
     AuditEvent,
@@ -49,6 +40,15 @@ from tayori.accounts.models import (
     Role,
     Workspace,
 )
+from tayori.campaigns.models import (
+    Approval,
+    Campaign,
+    CampaignSettings,
+    Step,
+    StepMail,
+    StepSent,
+)
+from tayori.content.models import SenderIdentity, SharedBlock, Template, TemplateFile
 from tayori.delivery.models import (
     Delivery,
     DeliverySettings,
