@@ -16,7 +16,7 @@ from tayori.content.models import SharedBlock, Template, TemplateFile
 from tayori.delivery import queue
 from tayori.delivery.models import Delivery, Priority, Source, SourceFile
 from tayori.members.models import Member
-from tayori.members.segments import SegmentError, segment_queryset
+from tayori.members.segments import SegmentError, segment_queryset, validate
 
 S = Campaign.Status
 _FROM_SOURCE = {Source.Status.SCHEDULED: S.SCHEDULED, Source.Status.DRAFT: S.SCHEDULED,
@@ -194,6 +194,10 @@ def schedule(campaign: Campaign, request) -> Source:
     campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
     if campaign.status != S.APPROVED:
         raise CampaignError(_("Only an approved campaign can be scheduled."))
+    try:  # a list or segment deleted since approval
+        validate(campaign.workspace, audience(campaign))
+    except SegmentError as error:
+        raise CampaignError(str(error)) from None
     now = timezone.now()
     source = Source.objects.create(
         workspace=campaign.workspace, kind=Source.Kind.BULK, name=campaign.name,

@@ -19,10 +19,11 @@ from tayori.members.segments import SegmentError, segment_queryset
 
 _SENT = StepSent._meta.db_table
 # ON CONFLICT DO NOTHING (SQLite ≥ 3.24 and PostgreSQL): a second scheduler racing this one
-# inserts nothing, so a member is never mailed twice for one occurrence.
+# inserts nothing, so a member is never mailed twice for one occurrence. SQLite would read the
+# ON as a join's unless the SELECT has a WHERE.
 _RECORD = f"""
 INSERT INTO {_SENT} (step_id, member_id, occurrence, at)
-SELECT %s, id, %s, %s FROM ({{due}}) AS due
+SELECT %s, id, %s, %s FROM ({{due}}) AS due WHERE true
 ON CONFLICT (step_id, member_id, occurrence) DO NOTHING
 """
 
@@ -144,8 +145,10 @@ def fire(*, now: dt.datetime | None = None) -> int:
 def _send(step: Step, members, now: dt.datetime) -> int:
     today = now.astimezone(ZoneInfo(step.step_mail.workspace.time_zone)).date()
     due_sql, params = members.order_by().values("id").query.sql_with_params()
+    # Stored as the ORM stores it (naive UTC text on SQLite), so ``at=now`` below finds it.
+    at = connection.ops.adapt_datetimefield_value(now)
     with connection.cursor() as cursor:
-        cursor.execute(_RECORD.format(due=due_sql), [step.pk, _occurrence(step, today), now,
+        cursor.execute(_RECORD.format(due=due_sql), [step.pk, _occurrence(step, today), at,
                                                      *params])
         if not cursor.rowcount:
             return 0

@@ -30,11 +30,13 @@ CHARSET_ALIASES = {"shift_jis": "cp932", "shift-jis": "cp932", "sjis": "cp932", 
 # Labels that decode any bytes without error, so they cannot tell a wrong label from a right one.
 WEAK_CHARSETS = {"iso-8859-1", "latin1", "latin-1", "windows-1252", "cp1252"}
 
-_SCRIPT_ELEMENT = re.compile(r"<script\b[^>]*>.*?</script\s*>", re.IGNORECASE | re.DOTALL)
-_SCRIPT_TAG = re.compile(r"</?script\b[^>]*>", re.IGNORECASE)
-_TAG = re.compile(r"<([a-zA-Z][^\s/>]*)((?:[^>\"']|\"[^\"]*\"|'[^']*')*)>")
+# Patterns stop at "<" so that a file full of unclosed tags is still read in linear time.
+_SCRIPT_OPEN = re.compile(r"<script\b[^<>]*>?", re.IGNORECASE)
+_SCRIPT_CLOSE = re.compile(r"</script\b[^<>]*>?", re.IGNORECASE)
+_TAG = re.compile(r"<([a-zA-Z][^\s/<>]*)([\s/](?:[^<>\"']|\"[^\"]*\"|'[^']*')*)>")
 _ATTRIBUTE = re.compile(r"(\s*)([^\s\"'>/=]+)(?:(\s*=\s*)(\"[^\"]*\"|'[^']*'|[^\s>\"']*))?")
-_TITLE = re.compile(r"<title\b[^>]*>(.*?)</title\s*>", re.IGNORECASE | re.DOTALL)
+_TITLE_OPEN = re.compile(r"<title\b[^<>]*>", re.IGNORECASE)
+_TITLE_CLOSE = re.compile(r"</title\b", re.IGNORECASE)
 _META_CHARSET = re.compile(rb"<meta\b[^>]*?charset\s*=\s*[\"']?\s*([A-Za-z0-9_.:-]+)", re.IGNORECASE)
 IMAGE_ATTRIBUTES = ("src", "background")
 
@@ -303,15 +305,27 @@ def _decode_html(data: bytes, declared: str) -> tuple[str, bool]:
 
 
 def _title(html: str) -> str:
-    found = _TITLE.search(html)
-    return re.sub(r"\s+", " ", htmllib.unescape(found.group(1))).strip() if found else ""
+    opening = _TITLE_OPEN.search(html)
+    closing = _TITLE_CLOSE.search(html, opening.end()) if opening else None
+    if not opening or not closing:
+        return ""
+    return re.sub(r"\s+", " ", htmllib.unescape(html[opening.end():closing.start()])).strip()
 
 
 # HTML editing, tag by tag so everything else stays as it was
 
 def _strip_scripts(html: str, warnings: list[str]) -> str:
-    html, scripts = _SCRIPT_ELEMENT.subn("", html)
-    html, stray = _SCRIPT_TAG.subn("", html)
+    kept: list[str] = []
+    scripts = position = 0
+    closed = True  # until a search for </script> fails, after which none can succeed
+    while opening := _SCRIPT_OPEN.search(html, position):
+        kept.append(html[position:opening.start()])
+        scripts += 1
+        closing = _SCRIPT_CLOSE.search(html, opening.end()) if closed else None
+        closed = bool(closing)
+        position = closing.end() if closing else opening.end()  # unclosed: drop the tag only
+    kept.append(html[position:])
+    html, stray = _SCRIPT_CLOSE.subn("", "".join(kept))
     handlers = 0
 
     def drop_handlers(name: str, value: str) -> str | None:

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from tayori.delivery.models import Delivery, Priority, Source
 from tayori.members.models import Member, Suppression
+from tayori.members.segments.language import SegmentError
 from tayori.members.segments.sql import segment_members, segment_queryset
 
 _T = Delivery._meta.db_table
@@ -242,7 +243,14 @@ def start(source: Source, *, now: dt.datetime | None = None) -> None:
     if source.status not in (Source.Status.DRAFT, Source.Status.SCHEDULED):
         return
     if source.kind == Source.Kind.BULK and (source.segment_id or source.audience is not None):
-        fan_out(source, now=now)
+        try:
+            fan_out(source, now=now)
+        except SegmentError as error:
+            # A list or segment of the audience was deleted since: this send waits for the
+            # operator instead of failing every scheduler tick (and the sources after it).
+            Source.objects.filter(pk=source.pk).update(status=Source.Status.PAUSED,
+                                                       pause_reason=str(error)[:300])
+            return
     # started_at is the real moment sending could begin (after the fan-out), not the schedule.
     Source.objects.filter(pk=source.pk).update(status=Source.Status.RUNNING,
                                                started_at=timezone.now())

@@ -385,3 +385,35 @@ def test_pause_resume_and_cancel(workspace, team, policy, campaign):
     assert Delivery.objects.filter(source=source, status="cancelled").count() == 3
     assert AuditEvent.objects.filter(action__in=["campaign.pause", "campaign.resume",
                                                  "campaign.cancel"]).count() == 3
+
+
+def test_a_list_deleted_after_scheduling_pauses_that_send_and_others_still_start(
+        workspace, team, policy, campaign, people):
+    send_at = timezone.now() + dt.timedelta(hours=2)
+    services.edited(campaign, request_as(team["editor"], workspace), send_at=send_at)
+    approve_all(campaign, team, workspace)
+    source = services.schedule(campaign, request_as(team["admin"], workspace))
+    other = Source.objects.create(workspace=workspace, name="other", status="scheduled",
+                                  scheduled_at=send_at, from_address="news@example.jp",
+                                  subject="s", text="t", segment=people["segment"])
+    people["excluded"].delete()
+    started = scheduler.tick(now=send_at + dt.timedelta(seconds=1))["started"]
+    assert sorted(started) == sorted([source.pk, other.pk])
+    source.refresh_from_db()
+    assert source.status == "paused" and "does not exist" in source.pause_reason
+    assert not Delivery.objects.filter(source=source).exists()
+    assert Source.objects.get(pk=other.pk).status == "running"
+    campaign.refresh_from_db()
+    services.refresh([campaign])
+    assert campaign.status == Campaign.Status.PAUSED
+
+
+def test_scheduling_refuses_an_audience_whose_list_was_deleted(workspace, team, policy,
+                                                               campaign, people):
+    approve_all(campaign, team, workspace)
+    people["included"].delete()
+    assert "does not exist" in refused(services.schedule, campaign,
+                                       request_as(team["admin"], workspace))
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.APPROVED and campaign.source is None
+    assert not Source.objects.exists()
