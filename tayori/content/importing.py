@@ -3,6 +3,7 @@ subject, HTML, text, inline images and attachments, with warnings for what was l
 
 from __future__ import annotations
 
+import codecs
 import email
 import html as htmllib
 import mimetypes
@@ -11,9 +12,10 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from email import policy
+from email.errors import HeaderParseError
 from email.header import decode_header
 from email.message import EmailMessage
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, urljoin, urlsplit
 
 MAX_IMPORT_BYTES = 10 * 1024 * 1024
 
@@ -37,6 +39,7 @@ _TAG = re.compile(r"<([a-zA-Z][^\s/<>]*)([\s/](?:[^<>\"']|\"[^\"]*\"|'[^']*')*)>
 _ATTRIBUTE = re.compile(r"(\s*)([^\s\"'>/=]+)(?:(\s*=\s*)(\"[^\"]*\"|'[^']*'|[^\s>\"']*))?")
 _TITLE_OPEN = re.compile(r"<title\b[^<>]*>", re.IGNORECASE)
 _TITLE_CLOSE = re.compile(r"</title\b", re.IGNORECASE)
+_ISO2022_ESCAPE = re.compile(rb"\x1b(\$[@B]|\([BJI])")
 _META_CHARSET = re.compile(rb"<meta\b[^>]*?charset\s*=\s*[\"']?\s*([A-Za-z0-9_.:-]+)", re.IGNORECASE)
 IMAGE_ATTRIBUTES = ("src", "background")
 
@@ -95,22 +98,25 @@ def _import_mime(filename: str, data: bytes) -> ImportedMail:
         mail.warnings.append("Skipped parts a mail cannot use: " + ", ".join(walk.skipped) + ".")
     if not mail.html.strip() and not mail.text.strip():
         raise ImportRefused(f"“{filename}” has neither an HTML nor a text body.")
-    shown = {ref.lower() for ref in re.findall(r"cid:([^\s\"'>)]+)", mail.html, re.IGNORECASE)}
+    shown = {unquote(ref).lower()
+             for ref in re.findall(r"cid:([^\s\"'>)]+)", mail.html, re.IGNORECASE)}
     for asset in mail.assets:
         if not asset.inline and asset.content_id:
             asset.inline = asset.content_id.lower() in shown
             asset.content_id = asset.content_id if asset.inline else ""
     if mail.html:
         html = _strip_scripts(mail.html, mail.warnings)
-        targets = dict(walk.locations)
-        if walk.html_location:
+        locations = {unquote(location): cid for location, cid in walk.locations.items()}
+        page = walk.html_location
+
+        def target(ref: str) -> str | None:
             # Saved pages refer to their files relative to the page itself.
-            base = walk.html_location.rsplit("/", 1)[0] + "/"
-            for location, cid in walk.locations.items():
-                if location.startswith(base):
-                    targets.setdefault(location[len(base):], cid)
-                    targets.setdefault("./" + location[len(base):], cid)
-        mail.html = _edit_images(html, lambda ref: targets.get(ref) or targets.get(unquote(ref)))
+            for candidate in (ref, urljoin(page, ref) if page else ""):
+                if unquote(candidate) in locations:
+                    return locations[unquote(candidate)]
+            return None
+
+        mail.html = _edit_images(html, target)
         _warn_missing_images(mail)
         if not mail.subject:
             mail.subject = _title(mail.html)
@@ -214,12 +220,12 @@ def _decode_header(raw: str) -> str:
     raw = re.sub(r"\r?\n(?=[ \t])", "", raw)
     try:
         pieces = decode_header(raw)
-    except ValueError:
-        return raw.strip()
+    except (ValueError, HeaderParseError):  # a broken encoded word: show it as it came
+        pieces = [(raw, None)]
     text = []
     for piece, charset in pieces:
         if isinstance(piece, str):  # no encoded words; 8-bit bytes arrive surrogate-escaped
-            piece = piece.encode("ascii", "surrogateescape")
+            piece = piece.encode("utf-8", "surrogateescape")
         text.append(_decode(piece, charset)[0])
     return re.sub(r"\s+", " ", "".join(text)).strip()
 
@@ -233,22 +239,50 @@ def _decode(data: bytes, declared: str | None) -> tuple[str, bool]:
         candidates.append(declared)
     elif declared:
         candidates.insert(0, declared)
-    if b"\x1b$" in data and not declared.replace("-", "").startswith("iso2022"):
-        candidates.insert(0, "iso2022_jp")  # 7-bit ISO-2022-JP passes for UTF-8 too
+    if b"\x1b$" in data or declared.replace("-", "").startswith("iso2022"):
+        # 7-bit ISO-2022-JP passes for UTF-8 too, so it goes first when it is likely.
+        candidates[:0] = ["iso2022_jp", "cp50220"]
     for charset in candidates:
         try:
-            return data.decode(charset), True
+            return (_cp50220(data) if charset == "cp50220" else data.decode(charset)), True
         except (LookupError, UnicodeDecodeError):
             continue
     return data.decode("utf-8", "replace"), False
+
+
+def _cp50220(data: bytes) -> str:
+    """ISO-2022-JP with the NEC and IBM characters (①, ㈱, 髙) Windows mailers put in it, which
+    Python's codec refuses: converted to Shift_JIS byte by byte and read as cp932."""
+    out = bytearray()
+    mode = b"(B"
+    for index, chunk in enumerate(_ISO2022_ESCAPE.split(data)):
+        if index % 2:
+            mode = chunk
+        elif mode in (b"$B", b"$@"):
+            if len(chunk) % 2:
+                raise UnicodeDecodeError("cp50220", data, 0, len(data), "odd double-byte run")
+            for first, second in zip(chunk[::2], chunk[1::2], strict=True):
+                if not (0x21 <= first <= 0x7E and 0x21 <= second <= 0x7E):
+                    raise UnicodeDecodeError("cp50220", data, 0, len(data), "not JIS X 0208")
+                lead = (first + 1) // 2 + 0x70
+                trail = second + (0x1F if first % 2 else 0x7E)
+                out += bytes((lead + 0x40 if lead >= 0xA0 else lead,
+                              trail + 1 if first % 2 and trail >= 0x7F else trail))
+        elif mode == b"(I":
+            out += bytes(byte | 0x80 for byte in chunk)  # half-width katakana
+        else:
+            out += chunk
+    return out.decode("cp932")
 
 
 # HTML files
 
 def _import_html(data: bytes, images: Sequence[tuple[str, bytes]]) -> ImportedMail:
     mail = ImportedMail()
-    if data.startswith(b"\xef\xbb\xbf"):
+    if data.startswith(codecs.BOM_UTF8):
         html = data[3:].decode("utf-8", "replace")
+    elif data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):  # Notepad's "Unicode"
+        html = data.decode("utf-16", "replace")
     else:
         declared = _META_CHARSET.search(data[:16384])
         html, clean = _decode_html(data, declared.group(1).decode("ascii") if declared else "")
@@ -279,8 +313,8 @@ def _import_html(data: bytes, images: Sequence[tuple[str, bytes]]) -> ImportedMa
     def target(ref: str) -> str | None:
         if _is_remote(ref) or ref.lower().startswith(("cid:", "data:")):
             return None
-        path = unquote(urlsplit(ref).path) if "://" in ref else unquote(ref.split("?")[0])
-        content_id = by_name.get(path.replace("\\", "/").rsplit("/", 1)[-1].casefold())
+        path = unquote(urlsplit(ref.replace("\\", "/")).path)
+        content_id = by_name.get(path.rsplit("/", 1)[-1].casefold())
         if content_id:
             used.add(content_id)
         return content_id
@@ -325,7 +359,7 @@ def _strip_scripts(html: str, warnings: list[str]) -> str:
         closed = bool(closing)
         position = closing.end() if closing else opening.end()  # unclosed: drop the tag only
     kept.append(html[position:])
-    html, stray = _SCRIPT_CLOSE.subn("", "".join(kept))
+    html = _SCRIPT_CLOSE.sub("", "".join(kept))
     handlers = 0
 
     def drop_handlers(name: str, value: str) -> str | None:
@@ -337,7 +371,7 @@ def _strip_scripts(html: str, warnings: list[str]) -> str:
 
     html = _edit_attributes(html, drop_handlers)
     removed = [_count(number, noun) for number, noun in
-               ((scripts + stray, "<script> element"), (handlers, "on… event attribute"))
+               ((scripts, "<script> element"), (handlers, "on… event attribute"))
                if number]
     if removed:
         warnings.append(f"Removed {' and '.join(removed)} from the HTML; mail clients ignore "
@@ -392,7 +426,7 @@ def _warn_missing_images(mail: ImportedMail) -> None:
         ref = htmllib.unescape(value).strip()
         if name in IMAGE_ATTRIBUTES and ref and not _is_remote(ref) \
                 and not ref.lower().startswith("data:") and ref not in missing:
-            if not ref.lower().startswith("cid:") or ref[4:].strip("<>").lower() not in known:
+            if not ref.lower().startswith("cid:") or unquote(ref[4:]).lower() not in known:
                 missing.append(ref)
         return value
 

@@ -55,6 +55,17 @@ def test_iso_2022_jp_subject_and_body_decode():
     assert mail.text == "こんにちは、山田様。\n"
 
 
+def test_iso_2022_jp_with_windows_characters_decodes():
+    # ① and ㈱ are NEC characters, which Windows mailers send in ISO-2022-JP anyway.
+    subject = base64.b64encode(b"\x1b$B-!\x1b(B" + "ご案内".encode("iso2022_jp")).decode()
+    raw = (f"Subject: =?ISO-2022-JP?B?{subject}?=\r\n"
+           "Content-Type: text/plain; charset=ISO-2022-JP\r\n\r\n").encode()
+    mail = import_message("notice.eml", raw + b"\x1b$B-j$3$s$K$A$O\x1b(B\r\n")
+    assert mail.subject == "①ご案内"
+    assert mail.text == "㈱こんにちは\r\n"
+    assert mail.warnings == []
+
+
 def test_shift_jis_subject_and_a_wrongly_labelled_body_decode():
     subject = base64.b64encode("①ご案内".encode("cp932")).decode()
     raw = (f"Subject: =?Shift_JIS?B?{subject}?=\r\nMIME-Version: 1.0\r\n"
@@ -109,6 +120,37 @@ def test_an_mht_gets_content_ids_for_its_content_locations():
     assert mail.html == ('<html><body><img src="cid:img1@tayori"><img src="cid:img2@tayori">'
                          "<img src='https://cdn.example.jp/remote.png'></body></html>")
     assert mail.warnings == ["Skipped parts a mail cannot use: site.css."]
+
+
+def test_an_mht_saved_on_windows_resolves_paths_relative_to_the_page():
+    mht = b"""MIME-Version: 1.0
+Content-Type: multipart/related; boundary="b"
+
+--b
+Content-Type: text/html; charset="shift_jis"
+Content-Location: file:///C:/Users/me/page.htm
+
+<title>%(title)s</title><img src="page_files/image001.png"><img src="../pics/a%%20b.png">
+--b
+Content-Type: image/png
+Content-Transfer-Encoding: base64
+Content-Location: file:///C:/Users/me/page_files/image001.png
+
+%(png)s
+--b
+Content-Type: image/png
+Content-Transfer-Encoding: base64
+Content-Location: file:///C:/Users/pics/a b.png
+
+%(png)s
+--b--
+""" % {b"png": base64.b64encode(PNG), b"title": "案内".encode("cp932")}
+    mail = import_message("page.mht", mht)
+    assert mail.subject == "案内"  # no Subject header: the page title
+    assert mail.html == ('<title>案内</title><img src="cid:img1@tayori">'
+                         '<img src="cid:img2@tayori">')
+    assert [asset.filename for asset in mail.assets] == ["image001.png", "a b.png"]
+    assert mail.warnings == []
 
 
 def test_an_html_file_takes_its_title_and_uploaded_images():
