@@ -11,8 +11,8 @@ from django.utils.translation import gettext as _
 from tayori.accounts import audit
 from tayori.accounts.models import Membership
 from tayori.campaigns.models import Approval, Campaign, CampaignSettings
-from tayori.content.blocks import assemble
-from tayori.content.models import SharedBlock, Template, TemplateFile
+from tayori.content.blocks import assemble, shared_of
+from tayori.content.models import Template, TemplateFile
 from tayori.delivery import queue
 from tayori.delivery.models import Delivery, Priority, Source, SourceFile
 from tayori.members.models import Member
@@ -73,10 +73,6 @@ def content_of(campaign: Campaign) -> dict | None:
     if campaign.snapshot is not None:
         return campaign.snapshot
     return campaign.template.content() if campaign.template else None
-
-
-def shared_of(workspace) -> dict[int, dict]:
-    return {block.pk: block.block for block in SharedBlock.objects.filter(workspace=workspace)}
 
 
 def edited(campaign: Campaign, request, **changes) -> None:

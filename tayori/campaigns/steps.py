@@ -11,7 +11,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from tayori.campaigns.models import Step, StepMail, StepSent
-from tayori.content.blocks import assemble
+from tayori.campaigns.services import assembled_source_fields, copy_files
 from tayori.delivery import queue
 from tayori.delivery.models import Source
 from tayori.members.models import Member
@@ -29,21 +29,14 @@ ON CONFLICT (step_id, member_id, occurrence) DO NOTHING
 
 
 def _source_fields(step: Step) -> dict:
-    from tayori.campaigns.services import shared_of
-
-    identity = step.step_mail.identity
-    assembled = assemble(step.template.content(), identity, shared_of(step.step_mail.workspace))
-    return {"subject": assembled.subject, "html": assembled.html, "text": assembled.text,
-            "conditions": assembled.conditions, "charset": step.template.charset,
-            "from_address": identity.from_address, "from_name": identity.from_name,
-            "reply_to": identity.reply_to}
+    step_mail = step.step_mail
+    return assembled_source_fields(step.template.content(), step_mail.identity,
+                                   step_mail.workspace)
 
 
 @transaction.atomic
 def activate(step_mail: StepMail) -> None:
     """Give every step a running Source with the template's current content."""
-    from tayori.campaigns.services import copy_files
-
     for step in step_mail.steps.select_related("template", "step_mail__identity"):
         if step.source_id is None:
             step.source = Source.objects.create(

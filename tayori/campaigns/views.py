@@ -22,6 +22,7 @@ from tayori.accounts.access import can, requires
 from tayori.accounts.models import AuditEvent, Role
 from tayori.campaigns import services, steps
 from tayori.campaigns.models import Campaign, CampaignSettings, Step, StepMail
+from tayori.content.blocks import shared_of
 from tayori.content.models import SenderIdentity, Template
 from tayori.content.preview import render_preview
 from tayori.delivery import queue
@@ -183,24 +184,25 @@ def detail(request, pk):
     members = Member.objects.filter(workspace=request.workspace).order_by("pk")
     member = members.filter(pk=member_pk).first() if member_pk.isdigit() else members.first()
     preview = (render_preview(request.workspace, content, campaign.identity, member,
-                              allow_pii=allow_pii, shared=services.shared_of(request.workspace))
+                              allow_pii=allow_pii, shared=shared_of(request.workspace))
                if content else None)
     timeline = AuditEvent.objects.filter(workspace=request.workspace,
                                          target=f"campaign:{campaign.pk}").order_by("created_at")
     stage = services.next_stage(campaign) if campaign.status == Campaign.Status.AWAITING else None
     progress = queue.progress(campaign.source) if campaign.source_id else None
+    settings = services.settings_of(request.workspace)
     return render(request, "campaigns/detail.html", {
         "campaign": campaign, "preview": preview, "member": member,
         "members": [(m.pk, m.email if allow_pii else mask_email(m.email)) for m in members[:50]],
         "recipients": services.recipient_count(campaign) if campaign.include_segments
         or campaign.include_lists else 0,
         "approvals": campaign.approvals.filter(revision=campaign.revision),
-        "stages": services.settings_of(request.workspace).stages, "stage": stage,
+        "stages": settings.stages, "stage": stage,
         "decide_reason": services.may_decide(campaign, request.user)
         if stage else "", "can_approve": can(request, "campaigns.approve"),
         "can_schedule": can(request, "campaigns.schedule"),
         "can_send": can(request, "campaigns.send"), "timeline": timeline,
-        "progress": progress, "test_addresses": services.settings_of(request.workspace).addresses})
+        "progress": progress, "test_addresses": settings.addresses})
 
 
 def _act(request, pk, step, success):

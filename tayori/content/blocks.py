@@ -18,7 +18,7 @@ import css_inline
 from inscriptis import get_text
 from inscriptis.model.config import ParserConfig
 
-from tayori.content.models import SenderIdentity
+from tayori.content.models import SenderIdentity, SharedBlock
 
 FIELDS = {  # the fields each kind of block keeps, besides "kind" and "condition"
     "header": ("text",),
@@ -91,6 +91,11 @@ class _Conditions:
             self._index[key] = len(self.items)
             self.items.append(condition)
         return self._index[key]
+
+
+def shared_of(workspace) -> dict[int, dict]:
+    """The workspace's shared blocks by id, as ``assemble`` resolves them."""
+    return dict(SharedBlock.objects.filter(workspace=workspace).values_list("pk", "block"))
 
 
 def resolve(blocks: list[dict], shared: dict[int, dict]) -> list[dict]:

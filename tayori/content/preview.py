@@ -12,7 +12,7 @@ from django.utils.translation import gettext as _
 from tayori.content.blocks import assemble
 from tayori.delivery.composing import Conditions
 from tayori.delivery.rendering import MessageSpec, RenderError, compile_message
-from tayori.members.masking import mask_email, mask_value
+from tayori.members.masking import masked_member_fields
 from tayori.members.models import Attribute, Member
 from tayori.members.segments import describe
 
@@ -59,13 +59,11 @@ def render_preview(workspace, content: dict, identity, member: Member | None, *,
     conditions = Conditions(workspace, assembled.conditions)
     shown = conditions.shown(member) if member is not None else [False] * len(
         assembled.conditions)
-    attributes = dict(member.attributes or {}) if member is not None else {}
-    address = member.email if member is not None else "preview@example.jp"
-    if not allow_pii:
-        for attribute in Attribute.objects.filter(workspace=workspace, pii=True):
-            if attribute.key in attributes:
-                attributes[attribute.key] = mask_value(attributes[attribute.key])
-        address = mask_email(address)
+    attributes, address = {}, "preview@example.jp"
+    if member is not None:
+        seen = masked_member_fields(member, Attribute.objects.filter(workspace=workspace),
+                                    allow_pii)
+        attributes, address = seen["attributes"], seen["email"]
     preview = Preview()
     from_address = identity.from_address if identity else "preview@example.jp"
     try:

@@ -13,7 +13,7 @@ from django.views.decorators.http import require_POST
 from tayori.accounts import audit
 from tayori.accounts.access import can, requires
 from tayori.content import charset, editing, importing
-from tayori.content.blocks import FIELDS
+from tayori.content.blocks import FIELDS, assemble, shared_of
 from tayori.content.checks import template_errors
 from tayori.content.models import BLOCK_KINDS, SenderIdentity, SharedBlock, Template, TemplateFile
 from tayori.content.preview import render_preview
@@ -36,10 +36,6 @@ class IdentityForm(forms.ModelForm):
         fields = ["label", "from_name", "from_address", "reply_to", "organization",
                   "postal_address", "contact", "opt_out_text"]
         widgets = {"opt_out_text": forms.Textarea(attrs={"rows": 3})}
-
-
-def shared_of(workspace) -> dict[int, dict]:
-    return {b.pk: b.block for b in SharedBlock.objects.filter(workspace=workspace)}
 
 
 @requires("templates.manage")
@@ -158,8 +154,6 @@ def _replace_jis(content: dict) -> dict:
 
 
 def _save(request, template: Template, content: dict) -> None:
-    from tayori.content.blocks import assemble
-
     creating = template.pk is None
     for key in ("subject", "subject_variants", "preheader", "blocks", "text_edited", "charset"):
         setattr(template, key, content[key])

@@ -292,7 +292,10 @@ class Compiled:
         self.text = _compile(_text_env, spec.text, "text") if spec.text else None
         boundary = f"=_tayori_{secrets.token_hex(12)}"
         self._boundary = boundary
-        fixed = [f"From: {_address(spec.from_name, spec.from_address)}"]
+        self.jis = spec.charset == "iso-2022-jp"
+        jis_name = jis_header(spec.from_name) if self.jis and spec.from_name else None
+        fixed = [f"From: {jis_name} <{spec.from_address}>" if jis_name
+                 else f"From: {_address(spec.from_name, spec.from_address)}"]
         if spec.reply_to:
             fixed.append(f"Reply-To: {spec.reply_to}")
         fixed += [f"{name}: {_header_text(value)}" for name, value in spec.headers.items()]
@@ -310,11 +313,6 @@ class Compiled:
              f"Content-Disposition: inline; filename*=utf-8''{_quote(a.filename)}\r\n\r\n"
              ).encode() + base64.encodebytes(a.data).replace(b"\n", b"\r\n")
             for a in spec.attachments if a.content_id)
-        self.jis = spec.charset == "iso-2022-jp"
-        if self.jis and (name := jis_header(spec.from_name)) is not None and spec.from_name:
-            self._fixed = self._fixed.replace(
-                f"From: {_address(spec.from_name, spec.from_address)}",
-                f"From: {name} <{spec.from_address}>", 1)
         self._date, self._date_at = "", 0
 
     def envelope_from(self, delivery_id: int, token: str | None = None) -> str:
@@ -362,11 +360,6 @@ class Compiled:
             if unsubscribe:
                 headers.append("List-Unsubscribe-Post: List-Unsubscribe=One-Click")
         content_type, body = self._body(html, text, jis)
-        if not content_type.startswith("multipart"):
-            content_type += "\r\nContent-Transfer-Encoding: " + (
-                "7bit" if jis and _fits_7bit(body) else "base64")
-            if jis and not _fits_7bit(body):
-                body = _b64_bytes(body)
         if self._attachments:
             outer = f"{self._boundary}m"
             body = (f"--{outer}\r\nContent-Type: {content_type}\r\n\r\n".encode() + body
@@ -388,33 +381,26 @@ class Compiled:
         if text is not None:
             text_part = _part("plain", text, jis[2] if jis else None)
         if html_part is None or text_part is None:
-            content_type, body = html_part or text_part
-            return content_type, body
+            return html_part or text_part
         body = b"".join((_part_bytes(text_part, b), _part_bytes(html_part, b),
                          f"--{b}--\r\n".encode()))
         return f'multipart/alternative; boundary="{b}"', body
 
 
 def _part(kind: str, text: str, jis: bytes | None) -> tuple[str, bytes]:
-    """A text part as (content type, raw body): JIS bytes when the message goes out in
-    ISO-2022-JP, else UTF-8 (the transfer encoding is added where the part is placed)."""
-    if jis is not None:
-        return f'text/{kind}; charset="ISO-2022-JP"', jis
-    return f'text/{kind}; charset="utf-8"', _b64(text)
+    """A text part as (its Content-Type and Content-Transfer-Encoding lines, encoded body):
+    JIS bytes as 7bit when the message goes out in ISO-2022-JP and its lines fit, else base64."""
+    if jis is None:
+        return f'text/{kind}; charset="utf-8"\r\nContent-Transfer-Encoding: base64', _b64(text)
+    if _fits_7bit(jis):
+        return f'text/{kind}; charset="ISO-2022-JP"\r\nContent-Transfer-Encoding: 7bit', jis
+    return (f'text/{kind}; charset="ISO-2022-JP"\r\nContent-Transfer-Encoding: base64',
+            _b64_bytes(jis))
 
 
 def _part_bytes(part: tuple[str, bytes], boundary: str) -> bytes:
     content_type, body = part
-    if content_type.startswith("multipart"):
-        return f"--{boundary}\r\nContent-Type: {content_type}\r\n\r\n".encode() + body
-    if "ISO-2022-JP" in content_type and _fits_7bit(body):
-        encoding = "7bit"
-    else:
-        encoding = "base64"
-        if "ISO-2022-JP" in content_type:
-            body = _b64_bytes(body)
-    return (f"--{boundary}\r\nContent-Type: {content_type}\r\n"
-            f"Content-Transfer-Encoding: {encoding}\r\n\r\n").encode() + body
+    return f"--{boundary}\r\nContent-Type: {content_type}\r\n\r\n".encode() + body
 
 
 def _fits_7bit(body: bytes) -> bool:
