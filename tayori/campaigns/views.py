@@ -30,6 +30,22 @@ from tayori.members.masking import mask_email
 from tayori.members.models import Member, MemberList, Segment
 
 
+# How the campaign's audit events read on its timeline.
+TIMELINE = {
+    "campaign.create": gettext_lazy("Campaign created"),
+    "campaign.edit": gettext_lazy("Edited (approvals reset)"),
+    "campaign.copy": gettext_lazy("Copied"),
+    "campaign.submit": gettext_lazy("Submitted for approval"),
+    "campaign.approve": gettext_lazy("Approved"),
+    "campaign.reject": gettext_lazy("Rejected"),
+    "campaign.schedule": gettext_lazy("Scheduled"),
+    "campaign.test_send": gettext_lazy("Test sent"),
+    "campaign.pause": gettext_lazy("Paused"),
+    "campaign.resume": gettext_lazy("Resumed"),
+    "campaign.cancel": gettext_lazy("Cancelled"),
+}
+
+
 class CampaignForm(forms.ModelForm):
     include_segments = forms.MultipleChoiceField(label=gettext_lazy("Send to segments"),
                                                  required=False)
@@ -186,8 +202,10 @@ def detail(request, pk):
     preview = (render_preview(request.workspace, content, campaign.identity, member,
                               allow_pii=allow_pii, shared=shared_of(request.workspace))
                if content else None)
-    timeline = AuditEvent.objects.filter(workspace=request.workspace,
-                                         target=f"campaign:{campaign.pk}").order_by("created_at")
+    timeline = list(AuditEvent.objects.filter(
+        workspace=request.workspace, target=f"campaign:{campaign.pk}").order_by("created_at"))
+    for event in timeline:
+        event.label = TIMELINE.get(event.action, event.action)
     stage = services.next_stage(campaign) if campaign.status == Campaign.Status.AWAITING else None
     progress = queue.progress(campaign.source) if campaign.source_id else None
     settings = services.settings_of(request.workspace)

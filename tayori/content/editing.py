@@ -6,10 +6,15 @@ attribute test; the result is a segment definition the engine evaluates per reci
 from __future__ import annotations
 
 from tayori.content.blocks import FIELDS
+from tayori.members.segments import OPERATOR_LABELS
 
 CONDITION_OPERATORS = ("equals", "not_equals", "contains", "gt", "gte", "lt", "lte",
                        "is_true", "is_false", "is_not_empty", "is_empty",
                        "anniversary_within_days", "within_last_days")
+
+
+def operator_choices() -> list[tuple[str, str]]:
+    return [(o, OPERATOR_LABELS[o]) for o in CONDITION_OPERATORS]
 
 
 def condition_from(post, prefix: str) -> dict | None:

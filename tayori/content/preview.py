@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from django.utils.translation import gettext as _
 
 from tayori.content.blocks import assemble
+from tayori.content.models import BLOCK_KINDS
 from tayori.delivery.composing import Conditions
 from tayori.delivery.rendering import MessageSpec, RenderError, compile_message
 from tayori.members.masking import masked_member_fields
@@ -24,6 +25,10 @@ class Reason:
     label: str
     condition: str  # the condition in words, "" when the block is for everyone
     shown: bool
+
+    @property
+    def kind_label(self) -> str:
+        return str(BLOCK_KINDS.get(self.kind, self.kind))
 
 
 @dataclass

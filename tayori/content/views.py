@@ -90,7 +90,7 @@ def _editor_context(request, template, content, errors=None, unencodable=None):
                                                                           "subject_variants."))],
             "segments": Segment.objects.filter(workspace=workspace),
             "lists": MemberList.objects.filter(workspace=workspace),
-            "fields": fields, "operators": editing.CONDITION_OPERATORS,
+            "fields": fields, "operators": editing.operator_choices(),
             "shared": SharedBlock.objects.filter(workspace=workspace),
             "charsets": Charset.choices, "unencodable": unencodable or [],
             "files": template.files.all() if template.pk else []}
@@ -337,7 +337,7 @@ def shared_block_form(request, pk=None):
             return render(request, "content/shared_block_form.html", {
                 **_editor_context(request, Template(workspace=request.workspace),
                                   {"blocks": content["blocks"], "subject_variants": []}),
-                "block": block, "kinds": [(k, v) for k, v in BLOCK_KINDS.items()
+                "shared_block": block, "kinds": [(k, v) for k, v in BLOCK_KINDS.items()
                                           if k != "shared"]})
         errors = [e for e in template_errors(request.workspace, content) if e.field != "text"]
         if not block.name:
@@ -351,13 +351,13 @@ def shared_block_form(request, pk=None):
                          pending_updated=updated)
             messages.success(request, _("Shared block saved; %(n)s mails not yet sent now "
                                         "carry it.") % {"n": updated})
-            return redirect("content:shared_block", block.pk)
+            return redirect("content:shared-block", block.pk)
     templates_using = block.templates.all() if block.pk else []
     campaigns = (Campaign.objects.filter(template__in=templates_using).exclude(
         status__in=["finished", "cancelled"]) if block.pk else [])
     context = _editor_context(request, Template(workspace=request.workspace),
                               {"blocks": content["blocks"], "subject_variants": []}, errors)
-    context.update({"block": block, "templates_using": templates_using,
+    context.update({"shared_block": block, "templates_using": templates_using,
                     "campaigns_using": campaigns,
                     "kinds": [(k, v) for k, v in context["kinds"] if k != "shared"]})
     return render(request, "content/shared_block_form.html", context,
