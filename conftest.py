@@ -26,6 +26,16 @@ def _huey_immediate():
 
 
 @pytest.fixture(autouse=True)
+def _tracking_by_hand(settings):
+    # Tests store tracking hits themselves (ingest.flush()), inside their own transaction.
+    from tayori.tracking import ingest
+
+    settings.TRACKING_WRITER = False
+    yield
+    ingest._pending.clear()
+
+
+@pytest.fixture(autouse=True)
 def _private_media(settings, tmp_path):
     # Job files (uploads, error reports, exports) are named by job id, which restarts in every
     # test database: give each test its own folder so parallel runs cannot overwrite each other.

@@ -40,6 +40,7 @@ INSTALLED_APPS = [
     "tayori.delivery",
     "tayori.content",
     "tayori.campaigns",
+    "tayori.tracking",
     "tayori.web",
 ]
 

@@ -21,4 +21,5 @@ urlpatterns = [
     path("content/", include("tayori.content.views")),
     path("campaigns/", include("tayori.campaigns.views")),
     path("api/", include("tayori.api.urls")),
+    path("t/", include("tayori.tracking.views")),
 ]

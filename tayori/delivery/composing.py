@@ -16,6 +16,7 @@ from tayori.delivery.rendering import (
     Compiled,
     MessageSpec,
     RenderError,
+    Rendered,
     compile_message,
 )
 from tayori.lib import crypto
@@ -115,7 +116,7 @@ class Composer:
             from_address=source.from_address, from_name=source.from_name,
             reply_to=source.reply_to, subject=source.subject, html=source.html,
             text=source.text, bulk=source.kind != Source.Kind.TRANSACTIONAL,
-            tracking=source.tracking, tracking_host=settings.tracking_host if settings else "",
+            tracking=source.tracking, tracking_host=source.tracking_host or (settings.tracking_host if settings else ""),
             bounce_domain=settings.bounce_domain if settings else "", charset=source.charset,
             attachments=[Attachment(f.filename, f.content_type, bytes(f.data), f.content_id)
                          for f in SourceFile.objects.filter(source=source).order_by("pk")])
@@ -132,14 +133,20 @@ class Composer:
     def stale(self) -> bool:
         return time.monotonic() - self.built_at > COMPOSER_SECONDS
 
+    def render(self, delivery_id: int, address: str, member, data: dict | None) -> Rendered:
+        """One recipient's message, its blocks chosen by the member (a MemberRow or None)."""
+        if self.compiled is None:
+            raise RenderError("template", self.error)
+        shown = self.conditions.shown(member) if self.conditions else None
+        return self.compiled.render(delivery_id, address, member.attributes if member else {},
+                                    data, shown)
+
     def compose(self, row: Claimed, member) -> Outgoing | Outcome:
         """Signed bytes for one claimed row; ``member`` is its MemberRow or None."""
         if self.compiled is None:
             return Outcome(row.id, "failed", f"template: {self.error}"[:500])
-        shown = self.conditions.shown(member) if self.conditions else None
         try:
-            rendered = self.compiled.render(row.id, row.address,
-                                            member.attributes if member else {}, row.data, shown)
+            rendered = self.render(row.id, row.address, member, row.data)
         except RenderError as error:
             return Outcome(row.id, "failed", str(error)[:500])
         signature = (dkim.sign_all(self.signers, rendered.headers, rendered.body)

@@ -114,7 +114,7 @@ class Lane:
 
     async def _deliver(self, claimed: list[queue.Claimed]) -> bool:
         db = self.db
-        members = await db(_members, [c.member_id for c in claimed if c.member_id])
+        members = await db(member_rows, [c.member_id for c in claimed if c.member_id])
         for source_id in {c.source_id for c in claimed}:
             composer = await self.worker.composer(source_id, db)
             if composer.conditions is not None and composer.conditions.needs_lists:
@@ -166,7 +166,7 @@ class MemberRow(NamedTuple):
     attributes: dict
 
 
-def _members(member_ids: list[int]) -> dict[int, MemberRow]:
+def member_rows(member_ids: list[int]) -> dict[int, MemberRow]:
     rows = Member.objects.filter(pk__in=member_ids).values_list(
         "pk", "email", "phone", "status", "created_at", "attributes")
     return {row[0]: MemberRow(*row[:5], row[5] or {}) for row in rows}

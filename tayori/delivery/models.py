@@ -56,6 +56,8 @@ class Source(models.Model):
     html = models.TextField(_("HTML body"), blank=True)
     text = models.TextField(_("text body"), blank=True)
     tracking = models.BooleanField(_("track opens and clicks"), default=True)
+    tracking_host = models.CharField(_("tracking domain"), max_length=253, blank=True,
+                                     help_text=_("Empty: the workspace's tracking host."))
     charset = models.CharField(_("charset"), max_length=16, choices=Charset.choices,
                                default=Charset.UTF8)
     # Segment definitions the templates test per recipient as ``shown[i]`` (conditional blocks

@@ -17,6 +17,7 @@ import re
 import secrets
 import time
 from dataclasses import dataclass, field
+from html import unescape
 
 import markupsafe
 from jinja2 import ChainableUndefined, TemplateError, TemplateSyntaxError, Undefined, nodes
@@ -85,7 +86,7 @@ class _Joined:
             value = context.get(root, _MISSING)
             if type(value) is _Links:  # tracking links: no need for the sandbox's checks
                 out[index] = value.click(call) if call is not None else (
-                    value.open if keys == ("open",) else "")
+                    value.open if keys == ("open",) else value.web if keys == ("web",) else "")
                 continue
             for key in keys:
                 if type(value) is dict:
@@ -196,6 +197,10 @@ class _Links:
     def open(self) -> str:
         return tokens.link(self.host, tokens.OPEN, self.delivery_id)
 
+    @property
+    def web(self) -> str:  # the message in a browser
+        return tokens.link(self.host, tokens.WEB, self.delivery_id) if self.host else ""
+
 
 def _header_text(value: str) -> str:
     """An unstructured header value: as is when ASCII, else RFC 2047 B-encoded UTF-8 in
@@ -252,6 +257,12 @@ def _compile(env, source: str, field_name: str):
     except TemplateSyntaxError as error:
         raise RenderError(field_name, error.message or "syntax error", error.lineno) from None
     return _Joined.from_source(env, source) or template
+
+
+def tracked_links(html: str) -> list[str]:
+    """The URLs the click endpoint may redirect to for a source's HTML, by link index, as the
+    browser reads them (entities decoded)."""
+    return [unescape(match.group(3)) for match in _HREF.finditer(html)]
 
 
 def _track_links(html: str) -> tuple[str, list[str]]:
@@ -335,7 +346,7 @@ class Compiled:
         source's i-th condition (conditional blocks and subject variants test it)."""
         links = _Links(delivery_id, self.spec.tracking_host)
         unsubscribe_token = tokens.make(tokens.UNSUBSCRIBE, delivery_id)
-        unsubscribe = (f"https://{self.spec.tracking_host}/t/u/{unsubscribe_token}"
+        unsubscribe = (f"{tokens.base_url(self.spec.tracking_host)}/t/u/{unsubscribe_token}"
                        if self.spec.tracking_host else "")
         context = {"member": member or {}, "data": data or {}, "email": to, "tayori": links,
                    "unsubscribe_url": unsubscribe, "shown": shown or ()}

@@ -6,6 +6,8 @@ that reads them back (bounces, tracking, unsubscribe):
 - open pixel:        ``https://<tracking host>/t/o/<token>.gif``  purpose ``o``
 - unsubscribe:       ``https://<tracking host>/t/u/<token>`` and ``mailto:unsubscribe+<token>@<bounce domain>``
 - web version:       ``https://<tracking host>/t/w/<token>``
+- conversion:        ``https://<tracking host>/t/v/<token>.gif``  purpose ``v``, handed to the
+                     landing page in the click's redirect (``?tayori_c=<token>``)
 
 A token is lower-case hex (some MTAs lower-case local parts; hex is also the cheapest encoding
 to make, several per message) of the delivery id and, for clicks, the link index as unsigned
@@ -24,7 +26,7 @@ from functools import lru_cache
 from django.conf import settings
 
 MAC_BYTES = 10
-BOUNCE, CLICK, OPEN, UNSUBSCRIBE, WEB = "b", "c", "o", "u", "w"
+BOUNCE, CLICK, OPEN, UNSUBSCRIBE, WEB, CONVERSION = "b", "c", "o", "u", "w", "v"
 
 
 @lru_cache(maxsize=16)
@@ -93,7 +95,13 @@ def delivery_of_bounce(local_part: str) -> int | None:
     return numbers[0] if numbers and len(numbers) == 1 else None
 
 
+def base_url(host: str) -> str:
+    """Where tracking links point: ``https://<host>``, or the host as written when it names its
+    scheme (``http://127.0.0.1:8000`` on a machine without TLS)."""
+    return host.rstrip("/") if "://" in host else f"https://{host}"
+
+
 def link(host: str, purpose: str, *numbers: int) -> str:
-    path = {CLICK: "c", OPEN: "o", UNSUBSCRIBE: "u", WEB: "w"}[purpose]
-    suffix = ".gif" if purpose == OPEN else ""
-    return f"https://{host}/t/{path}/{make(purpose, *numbers)}{suffix}"
+    path = {CLICK: "c", OPEN: "o", UNSUBSCRIBE: "u", WEB: "w", CONVERSION: "v"}[purpose]
+    suffix = ".gif" if purpose in (OPEN, CONVERSION) else ""
+    return f"{base_url(host)}/t/{path}/{make(purpose, *numbers)}{suffix}"

@@ -256,7 +256,7 @@ class AddToListForm(forms.Form):
 class MemberListForm(forms.ModelForm):
     class Meta:
         model = MemberList
-        fields = ["name", "description"]
+        fields = ["name", "description", "public"]
         widgets = {"description": forms.Textarea(attrs={"rows": 3})}
 
     def __init__(self, *args, workspace, **kwargs):

@@ -75,6 +75,9 @@ class MemberList(models.Model):
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="lists")
     name = models.CharField(_("name"), max_length=200)
     description = models.TextField(_("description"), blank=True)
+    public = models.BooleanField(
+        _("offered in the preference center"), default=False,
+        help_text=_("Recipients can join and leave it from the link in each mail."))
     created_at = models.DateTimeField(auto_now_add=True)
     members = models.ManyToManyField(Member, through="ListMembership", related_name="lists")
 
