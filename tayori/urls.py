@@ -22,4 +22,6 @@ urlpatterns = [
     path("campaigns/", include("tayori.campaigns.views")),
     path("api/", include("tayori.api.urls")),
     path("t/", include("tayori.tracking.views")),
+    path("analytics/", include("tayori.tracking.pages")),
+    path("mail/tracking/", include("tayori.tracking.setup")),
 ]

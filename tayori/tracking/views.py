@@ -19,6 +19,7 @@ from django.utils import timezone, translation
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
+from tayori.accounts.access import public
 from tayori.delivery import tokens
 from tayori.delivery.composing import Composer
 from tayori.delivery.engine import member_rows
@@ -50,6 +51,7 @@ def _pixel() -> HttpResponse:
     return response
 
 
+@public
 @require_http_methods(["GET", "HEAD"])
 def open_pixel(request, token: str):
     numbers = tokens.read(tokens.OPEN, token)
@@ -82,6 +84,7 @@ def links_of(source_id: int) -> dict[int, str]:
     return links
 
 
+@public
 @require_http_methods(["GET", "HEAD"])
 def click(request, token: str):
     numbers = tokens.read(tokens.CLICK, token)
@@ -104,6 +107,7 @@ def _with_conversion(url: str, delivery_id: int) -> str:
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
+@public
 @require_http_methods(["GET", "HEAD"])
 def conversion(request, token: str):
     numbers = tokens.read(tokens.CONVERSION, token)
@@ -130,6 +134,7 @@ TAG = """(function () {
 """ % {"param": CONVERSION_PARAM}
 
 
+@public
 def tag(request):
     """The conversion tag: on landing pages it keeps the click's token, on a goal page
     (``data-conversion``) it reports the conversion with an optional ``data-value``."""
@@ -138,6 +143,7 @@ def tag(request):
     return response
 
 
+@public
 @require_http_methods(["GET"])
 def web_version(request, token: str):
     numbers = tokens.read(tokens.WEB, token)
@@ -168,6 +174,7 @@ def web_version(request, token: str):
     return response
 
 
+@public
 @csrf_exempt  # reached from mail without a session; the token is the credential
 @require_http_methods(["GET", "POST"])
 def unsubscribe(request, token: str):

@@ -1,0 +1,6 @@
+"""Analytics pages (being built)."""
+
+from django.urls import path  # noqa: F401
+
+app_name = "analytics"
+urlpatterns: list = []

@@ -1,0 +1,4 @@
+"""Tracking settings pages (being built)."""
+
+app_name = "tracking_setup"
+urlpatterns: list = []
