@@ -137,3 +137,18 @@ def test_a_conversion_counts_after_a_click_within_the_window(client, read_later)
     ingest.flush()
     assert Event.objects.filter(kind="conversion").count() == 1
     assert client.get("/t/tag.js")["Content-Type"].startswith("text/javascript")
+
+
+def test_one_click_over_http_exactly_as_gmail_sends_it(live_server, sent):
+    """A real HTTP POST to the List-Unsubscribe URL: form-encoded body, no cookies, no
+    Referer, no CSRF token — and a quick 2xx."""
+    import urllib.request
+
+    taro = sent["taro@example.jp"]
+    request = urllib.request.Request(
+        live_server.url + taro.unsubscribe, data=b"List-Unsubscribe=One-Click", method="POST",
+        headers={"Content-Type": "application/x-www-form-urlencoded",
+                 "User-Agent": "Mozilla/5.0 (compatible; Google-List-Unsubscribe)"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200
+    assert Member.objects.get(email="taro@example.jp").status == "unsubscribed"
