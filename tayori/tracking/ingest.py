@@ -141,6 +141,8 @@ def store(hits: list[Hit]) -> int:
         rollups: dict = defaultdict(lambda: [0, 0, 0, 0])
         breakdowns: dict = defaultdict(lambda: [0, 0])
         for event in events:
+            if event.kind == Kind.CONVERSION:  # credited to the link last clicked
+                event.link_index = responses[event.delivery_id].last_link
             first = _apply(event, responses[event.delivery_id])
             hour = event.at.replace(minute=0, second=0, microsecond=0)
             row = rollups[(event.workspace_id, event.source_id, hour, event.kind)]
@@ -171,7 +173,7 @@ def store(hits: list[Hit]) -> int:
 
 
 _RESPONSE_FIELDS = ["opens", "clicks", "conversions", "value", "machine_opens",
-                    "machine_clicks", "opened_at", "clicked_at", "last_clicked_at",
+                    "machine_clicks", "opened_at", "clicked_at", "last_clicked_at", "last_link",
                     "converted_at", "unsubscribed_at"]
 
 
@@ -229,7 +231,8 @@ def _apply(event: Event, response: Response) -> bool:
         response.clicks += 1
         # A click implies the mail was opened, even with images blocked.
         response.opened_at = response.opened_at or at
-        response.last_clicked_at = max(response.last_clicked_at or at, at)
+        if response.last_clicked_at is None or at >= response.last_clicked_at:
+            response.last_clicked_at, response.last_link = at, event.link_index
         first, response.clicked_at = response.clicked_at is None, response.clicked_at or at
         return first
     if event.kind == Kind.CONVERSION:
@@ -247,6 +250,8 @@ def _dimensions(event: Event, address: str, first: bool, seen_links: set):
         key = (event.delivery_id, event.link_index)
         yield "link", str(event.link_index), key not in seen_links
         seen_links.add(key)
+    if event.kind == Kind.CONVERSION and event.link_index is not None:
+        yield "link", str(event.link_index), first
     if event.kind in (Kind.OPEN, Kind.CLICK):
         client, device = clients.client_of(event.user_agent)
         yield "client", client, first

@@ -125,6 +125,7 @@ class Response(models.Model):
     opened_at = models.DateTimeField(null=True)
     clicked_at = models.DateTimeField(null=True)
     last_clicked_at = models.DateTimeField(null=True)
+    last_link = models.PositiveIntegerField(null=True)  # a conversion is credited to it
     converted_at = models.DateTimeField(null=True)
     unsubscribed_at = models.DateTimeField(null=True)
 

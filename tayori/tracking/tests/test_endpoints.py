@@ -152,3 +152,19 @@ def test_one_click_over_http_exactly_as_gmail_sends_it(live_server, sent):
     with urllib.request.urlopen(request, timeout=10) as response:
         assert response.status == 200
     assert Member.objects.get(email="taro@example.jp").status == "unsubscribed"
+
+
+def test_a_conversion_is_credited_to_the_link_clicked_last(client, read_later):
+    from tayori.tracking.models import Breakdown
+
+    taro = read_later["taro@example.jp"]
+    client.get(taro.clicks[0], HTTP_USER_AGENT=BROWSER)
+    ingest.flush()  # the next click comes later than the writer's second
+    landing = client.get(taro.clicks[1], HTTP_USER_AGENT=BROWSER)["Location"]
+    ingest.flush()
+    token = parse_qs(urlsplit(landing).query)["tayori_c"][0]
+    client.get(f"/t/v/{token}.gif", {"value": "5000"})
+    ingest.flush()
+    assert Event.objects.get(kind="conversion").link_index == 1
+    row = Breakdown.objects.get(kind="conversion", dimension="link")
+    assert (row.value, row.total, row.unique) == ("1", 1, 1)
