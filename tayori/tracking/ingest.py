@@ -162,10 +162,10 @@ def store(hits: list[Hit]) -> int:
         Response.objects.bulk_update(responses.values(), _RESPONSE_FIELDS, batch_size=500)
         _increment(Rollup, ("workspace_id", "source_id", "hour", "kind"),
                    ("total", "unique", "machine", "value"), ("source_id", "hour", "kind"),
-                   [(*key, *values) for key, values in rollups.items()])
+                   [(*key, *values) for key, values in sorted(rollups.items())])
         _increment(Breakdown, ("workspace_id", "source_id", "kind", "dimension", "value"),
                    ("total", "unique"), ("source_id", "kind", "dimension", "value"),
-                   [(*key, *values) for key, values in breakdowns.items()])
+                   [(*key, *values) for key, values in sorted(breakdowns.items())])
         clicks = [e for e in events if e.kind == Kind.CLICK and not e.machine]
         if clicks and LISTENERS:
             transaction.on_commit(lambda: _tell(clicks))
@@ -261,7 +261,8 @@ def _dimensions(event: Event, address: str, first: bool, seen_links: set):
 
 def _increment(model, key_columns, count_columns, conflict, rows) -> None:
     """Add counts to rows keyed by ``conflict``, creating them: one INSERT … ON CONFLICT DO
-    UPDATE that both SQLite and PostgreSQL speak."""
+    UPDATE that both SQLite and PostgreSQL speak. Rows come sorted, so two writers lock them
+    in the same order and never deadlock."""
     if not rows:
         return
     table = model._meta.db_table
