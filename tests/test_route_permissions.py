@@ -14,16 +14,17 @@ SKIPPED_INCLUDES = ("api/",)
 MARKS = {"public", "signed-in"} | set(permissions.ALL)
 
 
-def walk(patterns, prefix=""):
-    """Yield (route, url name, view callback) for every pattern below ``patterns``."""
+def walk(patterns, prefix="", namespace=""):
+    """Yield (route, namespaced url name, view callback) for every pattern below ``patterns``."""
     for entry in patterns:
         route = prefix + str(entry.pattern)
         if isinstance(entry, URLResolver):
             if route in SKIPPED_INCLUDES:
                 continue
-            yield from walk(entry.url_patterns, route)
+            inner = f"{namespace}{entry.namespace}:" if entry.namespace else namespace
+            yield from walk(entry.url_patterns, route, inner)
         elif isinstance(entry, URLPattern):
-            yield route, entry.name, entry.callback
+            yield route, f"{namespace}{entry.name}", entry.callback
 
 
 def unmarked(patterns) -> list[str]:
@@ -45,8 +46,8 @@ def test_the_walk_reaches_nested_routes_and_skips_only_the_api():
     routes = {name: route for route, name, _view in walk(get_resolver().url_patterns)}
     # Top level, one include deep, and the administration pages.
     assert routes["login"] == "login/"
-    assert routes["operators"] == "workspace/operators/"
-    assert routes["index"] == "members/"
+    assert routes["accounts:operators"] == "workspace/operators/"
+    assert routes["members:index"] == "members/"
     assert not any(route.startswith("api/") for route in routes.values())
 
 

@@ -68,8 +68,19 @@ from tayori.members.models import (
     Segment,
     Suppression,
 )
+from tayori.tracking.models import (
+    Breakdown,
+    Event,
+    Link,
+    Response,
+    Rollup,
+    TrackingDomain,
+    TrackingSettings,
+)
 
-SKIPPED_INCLUDES = ("api/",)  # the REST API has its own isolation tests
+# The REST API has its own isolation tests; the public tracking routes take signed tokens, not
+# ids, and tayori/tracking/tests/test_endpoints.py checks that forged ones are refused.
+SKIPPED_INCLUDES = ("api/", "t/")
 
 KWARG_MODELS = {
     "membership_id": Membership,
@@ -137,6 +148,9 @@ ROUTE_PK_MODELS = {
     "campaigns:copy": Campaign,
     "campaigns:test-send": Campaign,
     "campaigns:control": Campaign,
+    "analytics:source": Source,
+    "analytics:link-title": Source,
+    "analytics:responses-csv": Source,
 }
 GENERIC_KWARGS = ("pk", "id")
 
@@ -256,6 +270,23 @@ FACTORIES = {
         step_mail=objects[StepMail], trigger="after_signup", template=objects[Template]),
     StepSent: lambda ws, tag, objects: StepSent.objects.create(
         step=objects[Step], member_id=objects[Member].pk),
+    TrackingSettings: lambda ws, tag: TrackingSettings.objects.get_or_create(workspace=ws)[0],
+    TrackingDomain: lambda ws, tag: TrackingDomain.objects.create(
+        workspace=ws, host=f"t-{tag}.{ws.slug}.example.jp"),
+    Link: lambda ws, tag, objects: Link.objects.create(
+        source=objects[Source], index=0, url=f"https://{ws.slug}.example.jp/secret"),
+    Event: lambda ws, tag, objects: Event.objects.create(
+        workspace=ws, source=objects[Source], delivery=objects[Delivery],
+        member=objects[Member], kind="click", link_index=0, at=timezone.now()),
+    Response: lambda ws, tag, objects: Response.objects.create(
+        delivery=objects[Delivery], workspace=ws, source=objects[Source],
+        member=objects[Member], clicks=1, clicked_at=timezone.now()),
+    Rollup: lambda ws, tag, objects: Rollup.objects.create(
+        workspace=ws, source=objects[Source], kind="click", total=1, unique=1,
+        hour=timezone.now().replace(minute=0, second=0, microsecond=0)),
+    Breakdown: lambda ws, tag, objects: Breakdown.objects.create(
+        workspace=ws, source=objects[Source], kind="click", dimension="link", value="0",
+        total=1, unique=1),
     # Some routes only serve an object in a particular state; a variant provides one, so that a
     # view that forgot the workspace would really hand it out.
     "import job with an error report": lambda ws, tag: _job(ws, tag, Job.Kind.IMPORT),
@@ -270,6 +301,7 @@ SCOPES = {
     Approval: "campaign__workspace",
     Step: "step_mail__workspace",
     StepSent: "step__step_mail__workspace",
+    Link: "source__workspace",
 }
 NOT_WORKSPACE_DATA = {Workspace}  # checked as a row of its own below
 

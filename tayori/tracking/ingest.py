@@ -21,8 +21,15 @@ from django.db import close_old_connections, connection, transaction
 
 from tayori.delivery.models import Delivery
 from tayori.tracking import clients, machines
-from tayori.tracking.models import Breakdown, Event, Kind, Machine, Response, Rollup
-from tayori.tracking.models import TrackingSettings
+from tayori.tracking.models import (
+    Breakdown,
+    Event,
+    Kind,
+    Machine,
+    Response,
+    Rollup,
+    TrackingSettings,
+)
 
 log = logging.getLogger(__name__)
 

@@ -18,6 +18,7 @@ NAVIGATION = [
         ("campaigns:step-mails", _("Step mails"), "campaigns.create"),
         ("campaigns:settings", _("Campaign settings"), "settings.manage"),
         ("delivery:sends", _("Sends"), "deliveries.view"),
+        ("analytics:index", _("Analytics"), "analytics.view"),
         ("delivery:log", _("Delivery log"), "deliveries.view"),
         ("delivery:outbox", _("Sandbox outbox"), "deliveries.view"),
         ("delivery:settings", _("Sending settings"), "settings.manage"),
