@@ -22,6 +22,7 @@ NAVIGATION = [
         ("delivery:log", _("Delivery log"), "deliveries.view"),
         ("delivery:outbox", _("Sandbox outbox"), "deliveries.view"),
         ("delivery:settings", _("Sending settings"), "settings.manage"),
+        ("tracking_setup:settings", _("Tracking settings"), "settings.manage"),
     ]),
     (_("Workspace"), [
         ("accounts:operators", _("Operators"), "operators.manage"),
