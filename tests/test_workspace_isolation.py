@@ -44,6 +44,7 @@ from tayori.campaigns.models import (
     Approval,
     Campaign,
     CampaignSettings,
+    ClickNotice,
     Step,
     StepMail,
     StepSent,
@@ -148,6 +149,7 @@ ROUTE_PK_MODELS = {
     "campaigns:copy": Campaign,
     "campaigns:test-send": Campaign,
     "campaigns:control": Campaign,
+    "campaigns:non-openers": Campaign,
     "analytics:source": Source,
     "analytics:link-title": Source,
     "analytics:responses-csv": Source,
@@ -270,6 +272,8 @@ FACTORIES = {
         step_mail=objects[StepMail], trigger="after_signup", template=objects[Template]),
     StepSent: lambda ws, tag, objects: StepSent.objects.create(
         step=objects[Step], member_id=objects[Member].pk),
+    ClickNotice: lambda ws, tag, objects: ClickNotice.objects.create(
+        campaign=objects[Campaign], member=objects[Member]),
     TrackingSettings: lambda ws, tag: TrackingSettings.objects.get_or_create(workspace=ws)[0],
     TrackingDomain: lambda ws, tag: TrackingDomain.objects.create(
         workspace=ws, host=f"t-{tag}.{ws.slug}.example.jp"),
@@ -302,6 +306,7 @@ SCOPES = {
     Step: "step_mail__workspace",
     StepSent: "step__step_mail__workspace",
     Link: "source__workspace",
+    ClickNotice: "campaign__workspace",
 }
 NOT_WORKSPACE_DATA = {Workspace}  # checked as a row of its own below
 

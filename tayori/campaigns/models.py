@@ -1,5 +1,6 @@
 """Campaign data: campaigns and their approvals, the workspace's approval policy and test
-addresses, and step mails (sequences of steps that fire on dates in member data)."""
+addresses, click notices to a member's assignee, and step mails (sequences of steps that fire on
+dates in member data or after a member's response to a mail)."""
 
 from django.db import models
 from django.utils import timezone
@@ -7,7 +8,8 @@ from django.utils.translation import gettext_lazy as _
 
 from tayori.accounts.models import Operator, Role, Workspace
 from tayori.content.models import SenderIdentity, Template
-from tayori.delivery.models import Source
+from tayori.delivery.models import Delivery, Source
+from tayori.members.models import Member
 
 
 class Campaign(models.Model):
@@ -46,6 +48,13 @@ class Campaign(models.Model):
     quiet_start = models.TimeField(_("quiet hours from"), null=True, blank=True)
     quiet_end = models.TimeField(_("quiet hours until"), null=True, blank=True)
     max_per_hour = models.PositiveIntegerField(_("at most per hour"), null=True, blank=True)
+    # Copied to the Source when scheduled; empty: the workspace's default tracking host.
+    tracking_host = models.CharField(_("tracking domain"), max_length=253, blank=True)
+    # Click notices: the member attribute holding the address of the member's assignee (e.g.
+    # the salesperson), told once per member when the member clicks notify_link (empty: any).
+    assignee_attribute = models.CharField(_("tell the assignee in attribute"), max_length=64,
+                                          blank=True)
+    notify_link = models.CharField(_("when this link is clicked"), max_length=2000, blank=True)
     source = models.OneToOneField(Source, null=True, blank=True, on_delete=models.SET_NULL,
                                   related_name="campaign")
     created_by = models.ForeignKey(Operator, null=True, on_delete=models.SET_NULL,
@@ -87,6 +96,23 @@ class Approval(models.Model):
 
     def __str__(self):
         return f"{self.campaign_id}/{self.revision}/{self.stage}: {self.decision}"
+
+
+class ClickNotice(models.Model):
+    """That a member's assignee was told of the member's click on a campaign: the unique key
+    keeps it to once per member per campaign, even with two tracking writers."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="notices")
+    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="+")
+    notice = models.ForeignKey(Delivery, null=True, on_delete=models.SET_NULL, related_name="+")
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["campaign", "member"],
+                                               name="click_notice_once")]
+
+    def __str__(self):
+        return f"{self.campaign_id}:{self.member_id}"
 
 
 class CampaignSettings(models.Model):
@@ -146,11 +172,21 @@ class Step(models.Model):
         AFTER_SIGNUP = "after_signup", _("N days after signing up")
         YEARLY = "yearly", _("Each year on a date attribute")
         AFTER_PREVIOUS = "after_previous", _("N days after the previous step")
+        AFTER_EVENT = "after_event", _("N days after a response to a mail")
+
+    class Event(models.TextChoices):
+        OPENED = "opened", _("opened")
+        CLICKED = "clicked", _("clicked")
+        CONVERTED = "converted", _("converted")
 
     step_mail = models.ForeignKey(StepMail, on_delete=models.CASCADE, related_name="steps")
     position = models.PositiveSmallIntegerField(default=1)
     trigger = models.CharField(_("when"), max_length=16, choices=Trigger.choices)
     attribute = models.CharField(_("date attribute"), max_length=64, blank=True)
+    event = models.CharField(_("response"), max_length=12, choices=Event.choices, blank=True)
+    event_source = models.ForeignKey(Source, null=True, blank=True, on_delete=models.PROTECT,
+                                     related_name="+", verbose_name=_("to mail"),
+                                     help_text=_("Empty: any mail."))
     days = models.SmallIntegerField(_("days"), default=0)
     at = models.TimeField(_("at (JST)"), default="09:00")
     condition = models.JSONField(null=True, blank=True)

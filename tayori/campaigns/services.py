@@ -1,6 +1,6 @@
 """A campaign's life: edit, submit, approve or reject per stage, schedule (the content becomes
-a delivery Source), pause/resume/cancel, and test sends. Every step is audited; the views and
-the API call these and nothing else."""
+a delivery Source), pause/resume/cancel, test sends, and afterwards a segment of those who did
+not open it. Every step is audited; the views and the API call these and nothing else."""
 
 from __future__ import annotations
 
@@ -15,8 +15,11 @@ from tayori.content.blocks import assemble, shared_of
 from tayori.content.models import Template, TemplateFile
 from tayori.delivery import queue
 from tayori.delivery.models import Delivery, Priority, Source, SourceFile
-from tayori.members.models import Member
+from tayori.delivery.rendering import tracked_links
+from tayori.members.models import Member, Segment
 from tayori.members.segments import SegmentError, segment_queryset, validate
+from tayori.tracking.models import TrackingDomain
+from tayori.tracking.responses import response_condition
 
 S = Campaign.Status
 _FROM_SOURCE = {Source.Status.SCHEDULED: S.SCHEDULED, Source.Status.DRAFT: S.SCHEDULED,
@@ -194,6 +197,10 @@ def schedule(campaign: Campaign, request) -> Source:
         validate(campaign.workspace, audience(campaign))
     except SegmentError as error:
         raise CampaignError(str(error)) from None
+    if campaign.tracking_host and not TrackingDomain.objects.filter(
+            workspace=campaign.workspace, host=campaign.tracking_host).exists():
+        raise CampaignError(_("The tracking domain %(host)s was removed; choose another.")
+                            % {"host": campaign.tracking_host})
     now = timezone.now()
     source = Source.objects.create(
         workspace=campaign.workspace, kind=Source.Kind.BULK, name=campaign.name,
@@ -202,6 +209,7 @@ def schedule(campaign: Campaign, request) -> Source:
         once_per_address=campaign.once_per_address, tracking=campaign.tracking,
         quiet_start=campaign.quiet_start, quiet_end=campaign.quiet_end,
         max_per_hour=campaign.max_per_hour, created_by=request.user,
+        tracking_host=campaign.tracking_host,
         **assembled_source_fields(campaign.snapshot, campaign.identity, campaign.workspace))
     copy_files(campaign.template, source)
     campaign.source = source
@@ -263,10 +271,41 @@ def copy_campaign(campaign: Campaign, request) -> Campaign:
         exclude_segments=campaign.exclude_segments, exclude_lists=campaign.exclude_lists,
         once_per_address=campaign.once_per_address, tracking=campaign.tracking,
         quiet_start=campaign.quiet_start, quiet_end=campaign.quiet_end,
-        max_per_hour=campaign.max_per_hour, created_by=request.user)
+        max_per_hour=campaign.max_per_hour, tracking_host=campaign.tracking_host,
+        assignee_attribute=campaign.assignee_attribute, notify_link=campaign.notify_link,
+        created_by=request.user)
     audit.record("campaign.copy", request=request, target=f"campaign:{copy.pk}",
                  original=campaign.pk)
     return copy
+
+
+def template_links(template: Template | None, workspace) -> list[str]:
+    """The tracked links a template's mail will carry, by index (what click notices name)."""
+    if template is None:
+        return []
+    return tracked_links(assemble(template.content(), None, shared_of(workspace)).html)
+
+
+def non_openers(campaign: Campaign, request) -> Segment:
+    """A segment of the members who received the campaign and did not open it, to send to
+    again: reused when one with the same name and conditions exists."""
+    if campaign.source_id is None:
+        raise CampaignError(_("The campaign has not been sent."))
+    definition = {"op": "and", "conditions": [
+        response_condition("received", campaign.source_id),
+        response_condition("not_opened", campaign.source_id)]}
+    base = (_("Did not open “%(name)s”") % {"name": campaign.name[:150]})
+    name, number = base, 1
+    while (taken := Segment.objects.filter(workspace=campaign.workspace, name=name).first()):
+        if taken.definition == definition:
+            return taken
+        number += 1
+        name = f"{base} ({number})"
+    segment = Segment.objects.create(workspace=campaign.workspace, name=name,
+                                     definition=validate(campaign.workspace, definition))
+    audit.record("segment.created", request=request, target=f"segment:{segment.pk}",
+                 name=segment.name, conditions=2, campaign=campaign.pk)
+    return segment
 
 
 def reassemble_pending(workspace) -> int:

@@ -1,6 +1,9 @@
 """Step mails at work: each active step owns a running delivery Source; every scheduler tick
 finds the members a step is due for with one query and adds them in two statements (the
-once-only record, then their delivery rows). Nothing loops over members in Python."""
+once-only record, then their delivery rows). Nothing loops over members in Python.
+
+A step "N days after a response" reads tracking's Response rows: the member's first open,
+click or conversion of the chosen mail (or of any mail) fell on a day N days ago or later."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ import datetime as dt
 from zoneinfo import ZoneInfo
 
 from django.db import connection, transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from tayori.campaigns.models import Step, StepMail, StepSent
@@ -16,6 +20,9 @@ from tayori.delivery import queue
 from tayori.delivery.models import Source
 from tayori.members.models import Member
 from tayori.members.segments import SegmentError, segment_queryset
+from tayori.members.segments.days import day_start
+from tayori.tracking.models import Response
+from tayori.tracking.responses import STAMPS
 
 _SENT = StepSent._meta.db_table
 # ON CONFLICT DO NOTHING (SQLite ≥ 3.24 and PostgreSQL): a second scheduler racing this one
@@ -90,6 +97,10 @@ def due_members(step: Step, now: dt.datetime):
                                      tzinfo=local.tzinfo)
         members = members.filter(pk__in=StepSent.objects.filter(
             step=previous, at__lt=cutoff).values("member_id"))
+    if step.trigger == Step.Trigger.AFTER_EVENT:
+        if step.event not in STAMPS:
+            return None
+        members = members.filter(_responded(step, today, ZoneInfo(workspace.time_zone)))
     if step_mail.goal:
         members = members.exclude(pk__in=segment_queryset(workspace, step_mail.goal, now=now)
                                   .values("id"))
@@ -111,6 +122,21 @@ def _trigger(step: Step, today: dt.date) -> dict | None:
     if step.trigger == Step.Trigger.YEARLY:
         return {"field": step.attribute, "operator": "anniversary_within_days", "value": 0}
     return None
+
+
+def _responded(step: Step, today: dt.date, tz: ZoneInfo) -> Exists:
+    """The member's first open / click / conversion of the step's mail (any mail when none is
+    chosen) fell on a day from ``since``−N to today−N, counted in the workspace's days."""
+    low = step.since - dt.timedelta(days=step.days)
+    high = today - dt.timedelta(days=step.days)
+    stamp = STAMPS[step.event]
+    rows = Response.objects.filter(workspace_id=step.step_mail.workspace_id,
+                                   member_id=OuterRef("pk"), **{
+                                       f"{stamp}__gte": day_start(low, tz),
+                                       f"{stamp}__lt": day_start(high + dt.timedelta(days=1), tz)})
+    if step.event_source_id is not None:
+        rows = rows.filter(source_id=step.event_source_id)
+    return Exists(rows)
 
 
 def _occurrence(step: Step, today: dt.date) -> int:

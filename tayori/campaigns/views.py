@@ -1,6 +1,7 @@
 """Campaign pages: the list with filters, a calendar of scheduled sends, the campaign form
-(with the live recipient count), one campaign with its approvals, preview, test send,
-progress and timeline, the approval policy, and step mails."""
+(with the live recipient count, the tracking domain and click notices), one campaign with its
+approvals, preview, test send, progress, timeline and a segment of its non-openers, the
+approval policy, and step mails."""
 
 import calendar
 import datetime as dt
@@ -26,9 +27,11 @@ from tayori.content.blocks import shared_of
 from tayori.content.models import SenderIdentity, Template
 from tayori.content.preview import render_preview
 from tayori.delivery import queue
+from tayori.delivery.models import Source
 from tayori.members.masking import mask_email
-from tayori.members.models import Member, MemberList, Segment
-
+from tayori.members.models import Attribute, Member, MemberList, Segment
+from tayori.tracking.models import TrackingDomain
+from tayori.tracking.responses import MAIL_KINDS
 
 # How the campaign's audit events read on its timeline.
 TIMELINE = {
@@ -60,11 +63,19 @@ class CampaignForm(forms.ModelForm):
                                   help_text=gettext_lazy("Empty to send as soon as it is "
                                                          "scheduled."))
 
+    tracking_host = forms.ChoiceField(label=gettext_lazy("Tracking domain"), required=False)
+    assignee_attribute = forms.ChoiceField(
+        label=gettext_lazy("When a member clicks, tell the address in attribute"),
+        required=False, help_text=gettext_lazy("e.g. the attribute holding the member's "
+                                               "salesperson; told once per member."))
+    notify_link = forms.ChoiceField(label=gettext_lazy("Only for clicks on"), required=False)
+
     class Meta:
         model = Campaign
         fields = ["name", "identity", "template", "include_segments", "include_lists",
                   "exclude_segments", "exclude_lists", "once_per_address", "tracking",
-                  "send_at", "quiet_start", "quiet_end", "max_per_hour"]
+                  "tracking_host", "send_at", "quiet_start", "quiet_end", "max_per_hour",
+                  "assignee_attribute", "notify_link"]
         widgets = {"quiet_start": forms.TimeInput(attrs={"type": "time"}),
                    "quiet_end": forms.TimeInput(attrs={"type": "time"})}
 
@@ -84,6 +95,21 @@ class CampaignForm(forms.ModelForm):
             self.fields[name].widget.attrs["size"] = 4
         for name in ("include_segments", "include_lists", "exclude_segments", "exclude_lists"):
             self.initial[name] = [str(v) for v in getattr(self.instance, name)]
+        self.fields["tracking_host"].choices = [("", _("The workspace's default"))] + [
+            (host, host) for host in TrackingDomain.objects.filter(
+                workspace=workspace).values_list("host", flat=True)]
+        self.fields["assignee_attribute"].choices = [("", _("Nobody"))] + [
+            (key, f"{label} ({key})") for key, label in Attribute.objects.filter(
+                workspace=workspace).values_list("key", "label")]
+        self.fields["notify_link"].choices = [("", _("Any link"))] + [
+            (url, url) for url in dict.fromkeys(self._links(workspace))]
+
+    def _links(self, workspace) -> list[str]:
+        """The links of the template chosen (on the form, else saved)."""
+        chosen = self.data.get("template") if self.is_bound else self.instance.template_id
+        template = Template.objects.filter(workspace=workspace, pk=chosen).first() if (
+            str(chosen or "").isdigit()) else None
+        return services.template_links(template, workspace)
 
     def clean(self):
         data = super().clean()
@@ -93,6 +119,8 @@ class CampaignForm(forms.ModelForm):
             self.add_error("include_segments", _("Choose at least one segment or list."))
         if data.get("send_at") and data["send_at"] < timezone.now():
             self.add_error("send_at", _("Choose a time in the future."))
+        if data.get("notify_link") and not data.get("assignee_attribute"):
+            self.add_error("assignee_attribute", _("Choose whom to tell of clicks on the link."))
         return data
 
 
@@ -220,7 +248,8 @@ def detail(request, pk):
         if stage else "", "can_approve": can(request, "campaigns.approve"),
         "can_schedule": can(request, "campaigns.schedule"),
         "can_send": can(request, "campaigns.send"), "timeline": timeline,
-        "progress": progress, "test_addresses": settings.addresses})
+        "progress": progress, "test_addresses": settings.addresses,
+        "can_segment": can(request, "members.edit")})
 
 
 def _act(request, pk, step, success):
@@ -261,6 +290,20 @@ def control(request, pk, action):
     if action not in ("pause", "resume", "cancel"):
         return HttpResponse(status=404)
     return _act(request, pk, lambda c: services.control(c, request, action), _("Done."))
+
+
+@requires("members.edit")
+@require_POST
+def non_openers(request, pk):
+    """A segment of those who received the campaign and did not open it, opened in the builder
+    so the operator can check it before sending again."""
+    campaign = get_object_or_404(Campaign, pk=pk, workspace=request.workspace)
+    try:
+        segment = services.non_openers(campaign, request)
+    except services.CampaignError as error:
+        messages.error(request, str(error))
+        return redirect("campaigns:campaign", pk)
+    return redirect("members:segment-edit", segment.pk)
 
 
 @requires("campaigns.create")
@@ -332,12 +375,25 @@ def settings_view(request):
 class StepForm(forms.ModelForm):
     class Meta:
         model = Step
-        fields = ["position", "trigger", "attribute", "days", "at", "template"]
+        fields = ["position", "trigger", "attribute", "event", "event_source", "days", "at",
+                  "template"]
         widgets = {"at": forms.TimeInput(attrs={"type": "time"})}
 
     def __init__(self, *args, workspace, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["template"].queryset = Template.objects.filter(workspace=workspace)
+        self.fields["event_source"].queryset = Source.objects.filter(
+            workspace=workspace, kind__in=MAIL_KINDS).order_by("-created_at", "-pk")
+        self.fields["event_source"].empty_label = _("any mail")
+
+    def clean(self):
+        data = super().clean()
+        if data.get("trigger") == Step.Trigger.AFTER_EVENT:
+            if not data.get("event"):
+                self.add_error("event", _("Choose the response the step follows."))
+        else:
+            data["event"], data["event_source"] = "", None
+        return data
 
 
 @requires("campaigns.create")
@@ -391,7 +447,7 @@ def step_mail(request, pk=None):
     return render(request, "campaigns/step_mail.html", {
         "item": item, "identities": identities, "step_form": step_form,
         "segments": Segment.objects.filter(workspace=request.workspace),
-        "steps": item.steps.select_related("template", "source") if item else []})
+        "steps": item.steps.select_related("template", "source", "event_source") if item else []})
 
 
 app_name = "campaigns"
@@ -410,6 +466,7 @@ urlpatterns = [
     path("<int:pk>/decide/", decide, name="decide"),
     path("<int:pk>/schedule/", schedule, name="schedule"),
     path("<int:pk>/copy/", copy, name="copy"),
+    path("<int:pk>/non-openers/", non_openers, name="non-openers"),
     path("<int:pk>/test/", test_send, name="test-send"),
     path("<int:pk>/<str:action>/", control, name="control"),
 ]

@@ -20,7 +20,7 @@ from tayori.content.preview import render_preview
 from tayori.delivery.models import Charset
 from tayori.members.masking import mask_email
 from tayori.members.models import Member, MemberList, Segment
-from tayori.members.segments import fields_of
+from tayori.members.segments import KINDS, fields_of
 from tayori.members.values import FieldError
 
 FILE_TYPES = {"application/pdf", "application/msword", "application/vnd.ms-excel",
@@ -74,7 +74,8 @@ def templates(request):
 
 def _editor_context(request, template, content, errors=None, unencodable=None):
     workspace = request.workspace
-    fields = [f for f in fields_of(workspace).values() if f.kind not in ("segment", "list")]
+    fields = [f for f in fields_of(workspace).values()
+              if f.kind not in ("segment", "list") and f.kind not in KINDS]
     blocks = [{"index": i, "number": i + 1, "prefix": f"b-{i}", "kind": b.get("kind"),
                "kind_label": BLOCK_KINDS.get(b.get("kind"), b.get("kind")), "data": b,
                "cond": editing.condition_widget(b.get("condition")),

@@ -60,6 +60,8 @@ class Conditions:
             except SegmentError:
                 self.prepared.append(None)
         self.needs_lists = any(_refers(p) for p in self.prepared if p)
+        # Responses to mail and other kinds apps register are read once per batch too.
+        self.needs_loading = self.needs_lists or self.evaluator.reads_kinds
         for prepared in self.prepared:  # saved segments are read now, not in the event loop
             if prepared:
                 self._warm(prepared)
@@ -76,8 +78,8 @@ class Conditions:
                 pass
 
     def load(self, member_ids: list[int]) -> None:
-        if self.needs_lists:
-            self.evaluator.load_lists(member_ids)
+        if self.needs_loading:
+            self.evaluator.load(member_ids)
 
     def shown(self, member) -> list[bool]:
         if member is None:  # an address outside the members: only unconditional content

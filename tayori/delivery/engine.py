@@ -117,7 +117,7 @@ class Lane:
         members = await db(member_rows, [c.member_id for c in claimed if c.member_id])
         for source_id in {c.source_id for c in claimed}:
             composer = await self.worker.composer(source_id, db)
-            if composer.conditions is not None and composer.conditions.needs_lists:
+            if composer.conditions is not None and composer.conditions.needs_loading:
                 await db(composer.conditions.load, [c.member_id for c in claimed
                                                     if c.source_id == source_id and c.member_id])
         by_workspace: dict[int, list[Outgoing]] = defaultdict(list)

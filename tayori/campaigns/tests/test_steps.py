@@ -221,3 +221,94 @@ def test_a_step_whose_attribute_was_deleted_is_skipped_not_fatal(birthdays, work
     _people, step = birthdays
     Attribute.objects.filter(workspace=workspace, key="birthday").delete()
     assert steps.fire(now=jst(2024, 6, 15, 10)) == 0
+
+
+@pytest.fixture
+def responses(workspace, identity, attributes):
+    """Two mails, and what taro, yuki and hana did with them (times in JST)."""
+    from tayori.tracking.models import Response
+
+    winter, spring = (Source.objects.create(workspace=workspace, name=name, subject=name,
+                                            from_address="news@example.jp")
+                      for name in ("冬のセール", "春のセール"))
+    create = Member.objects.create
+    people = {name: create(workspace=workspace, email=f"{name}@example.jp",
+                           attributes={"name": name}) for name in ("taro", "yuki", "hana", "old")}
+
+    def responded(source, name, **stamps):
+        row = Delivery.objects.create(workspace=workspace, source=source, member=people[name],
+                                      address=people[name].email, status="sent",
+                                      sent_at=jst(2024, 6, 1))
+        Response.objects.create(delivery=row, workspace=workspace, source=source,
+                                member=people[name], **stamps)
+
+    responded(winter, "taro", opened_at=jst(2024, 6, 10, 23, 30), clicked_at=jst(2024, 6, 10, 23, 31))
+    responded(winter, "yuki", opened_at=jst(2024, 6, 11, 0, 5))  # the next day in Tokyo
+    responded(winter, "hana", machine_clicks=3)  # only a scanner clicked
+    responded(spring, "hana", clicked_at=jst(2024, 6, 10, 12))
+    responded(winter, "old", clicked_at=jst(2024, 5, 20, 12))  # before the step existed
+    return winter, spring
+
+
+def after_event(workspace, identity, event, days, source=None) -> Step:
+    """An active step mail of one step: ``days`` after ``event`` at 09:00, made on 1 June."""
+    mail = step_mail(workspace, identity, {
+        "trigger": Step.Trigger.AFTER_EVENT, "event": event, "event_source": source,
+        "days": days, "at": dt.time(9), "since": dt.date(2024, 6, 1),
+        "template": template(workspace, "thanks", "{{ member.name }}様", "ご覧いただき感謝")})
+    return mail.steps.get()
+
+
+def test_a_step_n_days_after_a_click_on_a_mail_fires_once_at_its_hour(
+        workspace, identity, responses):
+    winter, _spring = responses
+    step = after_event(workspace, identity, Step.Event.CLICKED, 2, winter)
+    assert steps.fire(now=jst(2024, 6, 11, 10)) == 0  # one day after
+    assert steps.fire(now=jst(2024, 6, 12, 8, 59)) == 0  # the day, before the hour
+    assert steps.fire(now=jst(2024, 6, 12, 9, 0)) == 1
+    assert queued(step) == ["taro@example.jp"]
+    assert steps.fire(now=jst(2024, 6, 13, 9, 0)) == 0  # once only
+    assert steps.fire(now=jst(2024, 7, 1, 9, 0)) == 0
+    assert drain() == 1
+
+
+def test_a_step_after_opening_any_mail_counts_days_in_the_workspace_zone(
+        workspace, identity, responses):
+    step = after_event(workspace, identity, Step.Event.OPENED, 1)
+    # Taro opened at 23:30 on the 10th, Yuki at 00:05 on the 11th (both the 10th in UTC).
+    assert steps.fire(now=jst(2024, 6, 11, 9, 0)) == 1
+    assert queued(step) == ["taro@example.jp"]
+    assert steps.fire(now=jst(2024, 6, 12, 9, 0)) == 1
+    assert queued(step) == ["taro@example.jp", "yuki@example.jp"]
+
+
+def test_a_step_after_a_click_on_any_mail_leaves_out_machines_and_old_clicks(
+        workspace, identity, responses):
+    step = after_event(workspace, identity, Step.Event.CLICKED, 0)
+    assert steps.fire(now=jst(2024, 6, 30, 9, 0)) == 2
+    # Hana clicked the spring mail (her winter clicks were a scanner's); old clicked in May.
+    assert queued(step) == ["hana@example.jp", "taro@example.jp"]
+
+
+def test_the_step_form_asks_which_response_and_offers_this_workspaces_mails(
+        owner_client, workspace, other_workspace, identity, responses):
+    winter, _spring = responses
+    theirs = Source.objects.create(workspace=other_workspace, name="theirs", subject="s",
+                                   from_address="a@example.jp")
+    mail = StepMail.objects.create(workspace=workspace, name="follow", identity=identity)
+    form = owner_client.get(f"/campaigns/steps/{mail.pk}/").context["step_form"]
+    assert theirs not in form.fields["event_source"].queryset
+    welcome = template(workspace, "welcome", "件名", "本文")
+    base = {"position": 1, "trigger": "after_event", "days": 3, "at": "09:00",
+            "template": welcome.pk}
+    refused = owner_client.post(f"/campaigns/steps/{mail.pk}/", base)
+    assert refused.status_code == 200 and "event" in refused.context["step_form"].errors
+    assert not mail.steps.exists()
+    other = owner_client.post(f"/campaigns/steps/{mail.pk}/", {**base, "event": "clicked",
+                                                               "event_source": theirs.pk})
+    assert "event_source" in other.context["step_form"].errors
+    assert owner_client.post(f"/campaigns/steps/{mail.pk}/", {
+        **base, "event": "clicked", "event_source": winter.pk}).status_code == 302
+    step = mail.steps.get()
+    assert (step.trigger, step.event, step.event_source) == ("after_event", "clicked", winter)
+    assert "冬のセール" in owner_client.get(f"/campaigns/steps/{mail.pk}/").content.decode()

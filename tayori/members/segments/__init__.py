@@ -2,7 +2,8 @@
 
 A definition is a tree of groups ``{"op": "and" | "or", "conditions": [...]}`` whose leaves are
 ``{"field": ..., "operator": ..., "value": ...}``. ``field`` is ``email``, ``phone``, ``status``,
-``created_at``, ``list``, ``segment`` or an attribute key. An empty definition selects everyone.
+``created_at``, ``list``, ``segment``, a field of a kind another app registered (``kinds``:
+tracking adds ``mail.response``) or an attribute key. An empty definition selects everyone.
 
 ``validate`` checks a definition against the workspace and returns it normalized; ``segment_queryset``
 compiles it to one ORM query (never SQL text built from input) that selects the same members on
@@ -30,6 +31,8 @@ Rules that both paths share:
 Where each part lives:
 
 * ``language``: operators per kind of field, value shapes, labels, limits, ``SegmentError``.
+* ``kinds``: the extension point through which other apps add kinds of field (``FieldKind``,
+  ``register``) without members importing them.
 * ``fields``: what a condition may test in a workspace, and the builder's catalog of it.
 * ``validation``: ``validate``; ``references``: segments that refer to other segments;
   ``saved``: referenced segments as one run meets them (loops and nesting refused).
@@ -43,6 +46,7 @@ from tayori.members.segments.days import workspace_today as _today
 from tayori.members.segments.describe import describe
 from tayori.members.segments.evaluator import Evaluator
 from tayori.members.segments.fields import SegmentField, field_catalog, fields_of
+from tayori.members.segments.kinds import KINDS, FieldKind, Scope, register
 from tayori.members.segments.language import (
     MAX_CONDITIONS,
     MAX_DAYS,
@@ -55,6 +59,7 @@ from tayori.members.segments.language import (
     SHAPES,
     ConditionError,
     SegmentError,
+    ValueRefused,
     operator_label,
 )
 from tayori.members.segments.references import referring_segments
@@ -64,12 +69,13 @@ from tayori.members.segments.sql import (
     segment_members,
     segment_queryset,
 )
-from tayori.members.segments.validation import validate
+from tayori.members.segments.validation import day_count, validate
 
 __all__ = [
-    "CONTAINMENT_MAX_VALUES", "MAX_CONDITIONS", "MAX_DAYS", "MAX_DEPTH", "MAX_SEGMENT_NESTING",
-    "MAX_VALUES", "NEGATIONS", "OPERATOR_LABELS", "OPERATORS", "SHAPES", "ConditionError",
-    "Evaluator", "SegmentError", "SegmentField", "_today", "count", "describe", "field_catalog",
-    "fields_of", "operator_label", "referring_segments", "segment_members", "segment_queryset",
+    "CONTAINMENT_MAX_VALUES", "KINDS", "MAX_CONDITIONS", "MAX_DAYS", "MAX_DEPTH",
+    "MAX_SEGMENT_NESTING", "MAX_VALUES", "NEGATIONS", "OPERATOR_LABELS", "OPERATORS", "SHAPES",
+    "ConditionError", "Evaluator", "FieldKind", "Scope", "SegmentError", "SegmentField",
+    "ValueRefused", "_today", "count", "day_count", "describe", "field_catalog", "fields_of",
+    "operator_label", "referring_segments", "register", "segment_members", "segment_queryset",
     "validate",
 ]

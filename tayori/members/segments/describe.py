@@ -7,6 +7,7 @@ from django.utils.translation import gettext as _
 
 from tayori.members.models import Member, MemberList, Segment
 from tayori.members.segments.fields import SegmentField, fields_of
+from tayori.members.segments.kinds import KINDS
 from tayori.members.segments.language import SHAPES, operator_label
 
 
@@ -17,6 +18,7 @@ def describe(workspace, definition, *, allow_pii: bool) -> dict:
     lists = dict(MemberList.objects.filter(workspace=workspace).values_list("pk", "name"))
     segments = dict(Segment.objects.filter(workspace=workspace).values_list("pk", "name"))
     status_labels = dict(Member.Status.choices)
+    cache: dict = {}  # what registered kinds look up once per description
 
     def show(field: SegmentField | None, value) -> str:
         if value is None:
@@ -41,7 +43,9 @@ def describe(workspace, definition, *, allow_pii: bool) -> dict:
         field = fields.get(node.get("field"))
         operator = node.get("operator", "")
         value = node.get("value")
-        if SHAPES.get(operator) == "pair" and isinstance(value, list):
+        if field is not None and field.kind in KINDS:
+            shown = KINDS[field.kind].words(workspace, operator, value, cache)
+        elif SHAPES.get(operator) == "pair" and isinstance(value, list):
             shown = _(" and ").join(show(field, v) for v in value)
         elif SHAPES.get(operator) == "days":
             shown = _("%(n)s days") % {"n": value}

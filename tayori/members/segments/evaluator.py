@@ -17,6 +17,7 @@ from tayori.members.segments.days import (
     workspace_today,
 )
 from tayori.members.segments.fields import fields_of
+from tayori.members.segments.kinds import KINDS, Scope, positive_leaves
 from tayori.members.segments.language import NEGATIONS
 from tayori.members.segments.saved import SavedSegments
 from tayori.members.segments.validation import validate
@@ -26,7 +27,8 @@ class Evaluator:
     """Decides in Python whether members match a definition, by the same rules as the SQL.
 
     It is the reference the property test holds the SQL to, and a cheap check for one member that
-    is already loaded. List memberships are read once per member.
+    is already loaded. List memberships are read once per member, and what registered kinds
+    (``kinds``) need once per batch given to ``load`` (or per member, for one not loaded).
     """
 
     def __init__(self, workspace, *, now: dt.datetime | None = None, allow_pii: bool = True):
@@ -38,10 +40,14 @@ class Evaluator:
         self.fields = fields_of(workspace)
         self.saved = SavedSegments(workspace, self.fields)
         self._lists: dict[int, set[int]] = {}
+        self.scope = Scope(workspace, self.now, self.today, self.tz)
+        self._leaves: dict[str, list] = {name: [] for name in KINDS}  # in use, per kind
+        self._facts: dict[str, dict] = {name: {} for name in KINDS}  # per kind, per member
 
     def select(self, members, definition) -> list[Member]:
-        normalized = validate(self.workspace, definition, allow_pii=self.allow_pii,
-                              fields=self.fields)
+        normalized = self.prepare(definition)
+        members = list(members)
+        self._load_kinds([m.pk for m in members])
         return [m for m in members if self._node(normalized, m)]
 
     def matches(self, member: Member, definition) -> bool:
@@ -49,13 +55,44 @@ class Evaluator:
 
     def prepare(self, definition) -> dict:
         """A definition validated once, for ``test`` to run against many members."""
-        return validate(self.workspace, definition, allow_pii=self.allow_pii, fields=self.fields)
+        prepared = validate(self.workspace, definition, allow_pii=self.allow_pii,
+                            fields=self.fields)
+        for name, leaves in self._leaves.items():
+            new = [leaf for leaf in positive_leaves(prepared, name, self.fields, self.saved)
+                   if leaf not in leaves]
+            if new:
+                leaves.extend(new)
+                self._facts[name].clear()  # read for fewer conditions than are now in use
+        return prepared
 
     def test(self, prepared: dict, member) -> bool:
         """Whether one member matches a prepared definition. ``member`` may be any object with
         the Member fields the definition reads (pk, email, phone, status, created_at,
         attributes): the delivery engine passes light rows, not model instances."""
         return self._node(prepared, member)
+
+    def load(self, member_ids) -> None:
+        """Read what testing many members needs (lists, registered kinds) before testing them."""
+        self.load_lists(member_ids)
+        self._load_kinds(member_ids)
+
+    @property
+    def reads_kinds(self) -> bool:
+        """Whether a prepared definition tests a registered kind (read per batch by load)."""
+        return any(self._leaves.values())
+
+    def _load_kinds(self, member_ids) -> None:
+        for name, leaves in self._leaves.items():
+            known = self._facts[name]
+            missing = [pk for pk in member_ids if pk not in known]
+            if leaves and missing:
+                facts = KINDS[name].load(self.scope, missing, leaves)
+                known.update((pk, facts.get(pk)) for pk in missing)
+
+    def _facts_of(self, kind: str, member) -> object:
+        if member.pk not in self._facts[kind]:
+            self._load_kinds([member.pk])
+        return self._facts[kind].get(member.pk)
 
     def load_lists(self, member_ids) -> None:
         """Read the list memberships of many members in one query, before testing them."""
@@ -88,6 +125,8 @@ class Evaluator:
     def _leaf(self, name: str, operator: str, value, member: Member) -> bool:
         field = self.fields[name]
         kind = field.kind
+        if kind in KINDS:
+            return KINDS[kind].test(self.scope, self._facts_of(kind, member), operator, value)
         if kind == "segment":
             with self.saved.entered(value) as definition:
                 return self._node(definition, member)

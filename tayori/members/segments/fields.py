@@ -1,5 +1,6 @@
 """What a segment condition can test in one workspace: the member columns, its attributes, list
-and segment membership, and the catalog of them the condition builder offers."""
+and segment membership, fields of kinds other apps registered (``kinds``), and the catalog of
+them the condition builder offers."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from dataclasses import dataclass
 from django.utils.translation import gettext as _
 
 from tayori.members.models import Attribute, Member, MemberList, Segment
+from tayori.members.segments.kinds import KINDS
 from tayori.members.segments.language import OPERATORS, SHAPES, operator_label
 
 
@@ -37,6 +39,9 @@ def fields_of(workspace, attributes: list[Attribute] | None = None) -> dict[str,
         "list": SegmentField("list", _("List"), "list"),
         "segment": SegmentField("segment", _("Segment"), "segment"),
     }
+    for kind in KINDS.values():
+        for name, label in kind.fields(workspace):
+            fields[name] = SegmentField(name, label, kind.name)
     if attributes is None:
         attributes = list(Attribute.objects.filter(workspace=workspace))
     for attribute in attributes:
@@ -49,7 +54,8 @@ def fields_of(workspace, attributes: list[Attribute] | None = None) -> dict[str,
 
 
 def field_catalog(workspace, *, allow_pii: bool, exclude_segment: int | None = None) -> dict:
-    """What the condition builder offers: fields with their operators, lists and segments."""
+    """What the condition builder offers: fields with their operators, lists, segments, and
+    what each registered kind's pickers need (``kinds``)."""
     fields = []
     for field in fields_of(workspace).values():
         if field.pii and not allow_pii:
@@ -68,4 +74,5 @@ def field_catalog(workspace, *, allow_pii: bool, exclude_segment: int | None = N
         "lists": [{"id": pk, "name": name} for pk, name in
                   MemberList.objects.filter(workspace=workspace).values_list("pk", "name")],
         "segments": [{"id": pk, "name": name} for pk, name in segments.values_list("pk", "name")],
+        "kinds": {name: kind.catalog(workspace) for name, kind in KINDS.items()},
     }

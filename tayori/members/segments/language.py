@@ -120,6 +120,10 @@ class ConditionError:
         return _("Condition %(where)s: %(message)s") % {"where": self.where, "message": self.message}
 
 
+class ValueRefused(ValueError):
+    """A condition's value that cannot be used; the message says why, for people to read."""
+
+
 class SegmentError(ValueError):
     """A definition that cannot be run, with every problem found."""
 

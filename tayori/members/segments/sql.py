@@ -38,6 +38,7 @@ from tayori.members.segments.days import (
 )
 from tayori.members.segments.expressions import Bytewise, JSONHas, JSONValue
 from tayori.members.segments.fields import fields_of
+from tayori.members.segments.kinds import KINDS, Scope
 from tayori.members.segments.language import NEGATIONS
 from tayori.members.segments.saved import SavedSegments
 from tayori.members.segments.validation import validate
@@ -75,6 +76,7 @@ class _Compiler:
         self.today = workspace_today(workspace, self.now)
         self.fields = fields_of(workspace)
         self.saved = SavedSegments(workspace, self.fields)
+        self.scope = Scope(workspace, self.now, self.today, self.tz)
 
     def compile(self, node: dict) -> Q:
         if "conditions" in node:
@@ -89,6 +91,8 @@ class _Compiler:
         that reads as false, and ``_negate`` makes it false before negating."""
         field = self.fields[name]
         kind = field.kind
+        if kind in KINDS:
+            return KINDS[kind].q(self.scope, operator, value)
         if kind == "segment":
             with self.saved.entered(value) as definition:
                 return self.compile(definition)

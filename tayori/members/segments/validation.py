@@ -9,6 +9,7 @@ from django.utils.translation import gettext as _
 
 from tayori.members.models import Attribute, MemberList, Segment
 from tayori.members.segments.fields import SegmentField, fields_of
+from tayori.members.segments.kinds import KINDS
 from tayori.members.segments.language import (
     MAX_CONDITIONS,
     MAX_DAYS,
@@ -17,13 +18,10 @@ from tayori.members.segments.language import (
     SHAPES,
     ConditionError,
     SegmentError,
+    ValueRefused,
 )
 from tayori.members.segments.references import referenced_segments
 from tayori.members.values import FieldError, clean_value, normalize_email, normalize_phone
-
-
-class _Bad(Exception):
-    """Raised inside validation for one condition; collected into ConditionError."""
 
 
 def validate(workspace, definition, *, allow_pii: bool = True, segment: Segment | None = None,
@@ -52,6 +50,7 @@ class _Validator:
         self.count = 0
         self._lists: set[int] | None = None
         self._segments: dict[int, dict] | None = None
+        self._kind_cache: dict = {}  # what registered kinds read once per validation
 
     def root(self, definition) -> dict:
         if definition in (None, "", {}):
@@ -113,7 +112,7 @@ class _Validator:
             return None
         try:
             value = self.value(field, operator, node.get("value"))
-        except _Bad as bad:
+        except ValueRefused as bad:
             self.errors.append(ConditionError(path, f"{field.label}: {bad}"))
             return None
         leaf = {"field": field.name, "operator": operator}
@@ -124,27 +123,29 @@ class _Validator:
     # -- values --------------------------------------------------------------------------------
 
     def value(self, field: SegmentField, operator: str, raw):
+        if field.kind in KINDS:
+            return KINDS[field.kind].clean(self.workspace, operator, raw, self._kind_cache)
         shape = SHAPES.get(operator, "one")
         if shape == "none":
             return None
         if shape == "days":
-            return _day_count(raw)
+            return day_count(raw)
         if shape == "ref":
             return self.reference(field, raw)
         if shape == "pair":
             if not isinstance(raw, list | tuple) or len(raw) != 2:
-                raise _Bad(_("“between” needs two values, a start and an end."))
+                raise ValueRefused(_("“between” needs two values, a start and an end."))
             low, high = (self.scalar(field, operator, v) for v in raw)
             if _sort_key(field, low) > _sort_key(field, high):
-                raise _Bad(_("The start of the range is after its end."))
+                raise ValueRefused(_("The start of the range is after its end."))
             return [low, high]
         if shape == "many":
             if isinstance(raw, str):
                 raw = [part for part in raw.splitlines() if part.strip()]
             if not isinstance(raw, list | tuple) or not raw:
-                raise _Bad(_("Give at least one value."))
+                raise ValueRefused(_("Give at least one value."))
             if len(raw) > MAX_VALUES:
-                raise _Bad(_("Give at most %(n)s values.") % {"n": MAX_VALUES})
+                raise ValueRefused(_("Give at most %(n)s values.") % {"n": MAX_VALUES})
             values = []
             for item in raw:
                 value = self.scalar(field, operator, item)
@@ -156,81 +157,81 @@ class _Validator:
     def scalar(self, field: SegmentField, operator: str, raw):
         kind = field.kind
         if isinstance(raw, list | dict):
-            raise _Bad(_("Expected a single value, not a list."))
+            raise ValueRefused(_("Expected a single value, not a list."))
         if raw is None or (isinstance(raw, str) and not raw.strip()):
-            raise _Bad(_("A value is required."))
+            raise ValueRefused(_("A value is required."))
         if kind in ("text", "email", "phone"):
             if isinstance(raw, bool) or not isinstance(raw, str | int | float):
-                raise _Bad(_("Expected text."))
+                raise ValueRefused(_("Expected text."))
             text = str(raw).strip()
             if len(text) > 2000:
-                raise _Bad(_("Text is longer than 2000 characters."))
+                raise ValueRefused(_("Text is longer than 2000 characters."))
             if operator in ("equals", "not_equals", "in", "not_in") and kind != "text":
                 try:
                     text = normalize_email(text) if kind == "email" else normalize_phone(text)
                 except FieldError as exc:
-                    raise _Bad(exc.message) from exc
+                    raise ValueRefused(exc.message) from exc
             return text
         if kind in ("choice", "multi_choice", "status"):
             text = str(raw).strip()
             if text not in field.choices:
-                raise _Bad(_("“%(value)s” is not one of the choices: %(choices)s")
+                raise ValueRefused(_("“%(value)s” is not one of the choices: %(choices)s")
                            % {"value": text, "choices": ", ".join(field.choices)})
             return text
         if kind == "number":
             try:
                 return clean_value(Attribute(key=field.name, type=Attribute.Type.NUMBER), raw)
             except FieldError as exc:
-                raise _Bad(exc.message) from exc
+                raise ValueRefused(exc.message) from exc
         if kind in ("date", "datetime", "created_at"):
             try:
                 text = clean_value(Attribute(key=field.name, type=Attribute.Type.DATE), raw)
             except FieldError as exc:
-                raise _Bad(exc.message) from exc
+                raise ValueRefused(exc.message) from exc
             if not 1000 <= int(text[:4]) <= 9998:
-                raise _Bad(_("Give a date between the years 1000 and 9998."))
+                raise ValueRefused(_("Give a date between the years 1000 and 9998."))
             return text
-        raise _Bad(_("This field takes no value."))
+        raise ValueRefused(_("This field takes no value."))
 
     def reference(self, field: SegmentField, raw) -> int:
         if isinstance(raw, bool) or isinstance(raw, float) and not raw.is_integer():
-            raise _Bad(_("Expected an id."))
+            raise ValueRefused(_("Expected an id."))
         try:
             pk = int(raw)
         except (TypeError, ValueError):
-            raise _Bad(_("Choose a list.") if field.kind == "list" else _("Choose a segment.")) from None
+            raise ValueRefused(_("Choose a list.") if field.kind == "list" else _("Choose a segment.")) from None
         if field.kind == "list":
             if self._lists is None:
                 self._lists = set(MemberList.objects.filter(workspace=self.workspace)
                                   .values_list("pk", flat=True))
             if pk not in self._lists:
-                raise _Bad(_("List #%(id)s does not exist in this workspace.") % {"id": pk})
+                raise ValueRefused(_("List #%(id)s does not exist in this workspace.") % {"id": pk})
             return pk
         if self._segments is None:
             self._segments = dict(Segment.objects.filter(workspace=self.workspace)
                                   .values_list("pk", "definition"))
         if pk not in self._segments:
-            raise _Bad(_("Segment #%(id)s does not exist in this workspace.") % {"id": pk})
+            raise ValueRefused(_("Segment #%(id)s does not exist in this workspace.") % {"id": pk})
         if self.segment is not None and self.segment.pk is not None:
             if pk == self.segment.pk:
-                raise _Bad(_("A segment cannot include or exclude itself."))
+                raise ValueRefused(_("A segment cannot include or exclude itself."))
             if self.segment.pk in referenced_segments(pk, self._segments):
-                raise _Bad(_("Segment #%(id)s already refers to this segment; that would be a loop.") % {"id": pk})
+                raise ValueRefused(_("Segment #%(id)s already refers to this segment; that would be a loop.") % {"id": pk})
         return pk
 
 
-def _day_count(raw) -> int:
+def day_count(raw) -> int:
     if isinstance(raw, bool):
-        raise _Bad(_("Expected a number of days."))
+        raise ValueRefused(_("Expected a number of days."))
     try:
         days = int(str(raw).strip()) if isinstance(raw, str) else raw
     except ValueError:
         days = None
     if not isinstance(days, int) and not (isinstance(days, float) and days.is_integer()):
-        raise _Bad(_("Expected a number of days."))
+        raise ValueRefused(_("Expected a number of days."))
     days = int(days)
     if not 0 <= days <= MAX_DAYS:
-        raise _Bad(_("The number of days must be between 0 and %(n)s.") % {"n": MAX_DAYS})
+        raise ValueRefused(_("The number of days must be between 0 and %(n)s.") % {"n": MAX_DAYS})
     return days
 
 

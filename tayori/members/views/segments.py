@@ -5,15 +5,19 @@ The builder (``members/segment-builder.js``) edits the condition tree in the bro
 it, as JSON, in the form's hidden ``definition`` field; this module validates it with
 ``tayori.members.segments`` on every live count and on save. The live count leaves out
 conditions still waiting for a value (a row just added is not a mistake yet); saving does not.
+Fields of kinds other apps registered (a mail's responses) bring their pickers' data in the
+catalog and answer the builder's lookups (a mail's links) through ``options``.
 """
 
 import json
+from urllib.parse import urlencode
 
 from django import forms
 from django.contrib import messages
 from django.core.paginator import Paginator
+from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import path
+from django.urls import path, reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import pgettext
 from django.views.decorators.http import require_POST
@@ -255,7 +259,19 @@ def _catalog(workspace, pii: bool, segment: Segment | None) -> dict:
     personal = {name for name, field in segments.fields_of(workspace).items() if field.pii}
     for field in catalog["fields"]:
         field["pii"] = field["name"] in personal
+    for name, kind in catalog["kinds"].items():
+        kind["options"] = f"{reverse('members:segment-options')}?{urlencode({'kind': name})}"
     return catalog
+
+
+@requires("members.view")
+def options(request):
+    """What the builder looks up while editing a condition of a registered kind (``?kind=``;
+    e.g. the links of the mail just chosen), for this workspace only."""
+    kind = segments.KINDS.get(request.GET.get("kind", ""))
+    if kind is None:
+        raise Http404
+    return JsonResponse(kind.options(request.workspace, request.GET))
 
 
 def _builder_text() -> dict:
@@ -327,6 +343,7 @@ urlpatterns = [
     path("segments/", index, name="segments"),
     path("segments/new/", create, name="segment-create"),
     path("segments/count/", live, name="segment-live"),
+    path("segments/options/", options, name="segment-options"),
     path("segments/<int:pk>/", detail, name="segment"),
     path("segments/<int:pk>/edit/", edit, name="segment-edit"),
     path("segments/<int:pk>/delete/", delete, name="segment-delete"),

@@ -9,6 +9,10 @@
  * Problems are shown on the row or group they concern: those found when saving stay with their
  * condition until it is edited; those the live count finds are replaced by each new count. The
  * live count leaves out rows still waiting for a value, so a row just added is not an error.
+ *
+ * Fields of kinds other apps register (a mail's responses) come with their own group and data in
+ * the catalog's "kinds"; a "response" value is picked as a mail (or any mail), for a click a link
+ * of that mail (looked up from the kind's "options" URL), and optionally "within the last N days".
  */
 (function () {
   "use strict";
@@ -57,6 +61,8 @@
     this.catalog.fields.forEach(function (field) {
       self.fields[field.name] = field;
     });
+    this.kinds = this.catalog.kinds || {};
+    this.linkCache = {};  // mail id -> its links, or the callbacks waiting for them
     this.tree = this.group(readData("segment-definition"));
     this.attachSaved(this.tree, [], saved);
   }
@@ -98,7 +104,7 @@
   Builder.prototype.available = function (field) {
     if (field.kind === "list") return this.catalog.lists.length > 0;
     if (field.kind === "segment") return this.catalog.segments.length > 0;
-    return true;
+    return true;  // a registered kind offers "any" of what it picks
   };
 
   Builder.prototype.references = function (field) {
@@ -110,6 +116,7 @@
     if (shape === "pair") return ["", ""];
     if (shape === "many") return [];
     if (shape === "days") return "7";
+    if (shape === "response") return {};
     if (shape === "ref") {
       var refs = this.references(field);
       return refs.length ? refs[0].id : "";
@@ -124,8 +131,8 @@
     // about attributes, and a name or an address is rarely what one picks members by), else
     // on the member's status.
     var attribute = fields.filter(function (field) {
-      return MEMBER_FIELDS.indexOf(field.name) < 0 && !field.pii;
-    })[0];
+      return MEMBER_FIELDS.indexOf(field.name) < 0 && !field.pii && !this.kinds[field.kind];
+    }, this)[0];
     var name = attribute ? attribute.name : this.fields.status ? "status" : fields[0].name;
     var field = this.fields[name];
     var op = field.operators[0];
@@ -309,12 +316,21 @@
     var self = this;
     var member = el("optgroup", { label: this.text.member });
     var attributes = el("optgroup", { label: this.text.attributes });
+    var kinds = {};
     this.catalog.fields.forEach(function (field) {
       var name = field.name;
       if (!self.available(field) && name !== leaf.field) return;
       var option = el("option", { value: name, text: field.label, selected: name === leaf.field });
-      (MEMBER_FIELDS.indexOf(name) >= 0 ? member : attributes).appendChild(option);
+      var kind = self.kinds[field.kind];
+      if (kind) {
+        kinds[field.kind] = kinds[field.kind] || el("optgroup", { label: kind.group });
+        kinds[field.kind].appendChild(option);
+      } else {
+        (MEMBER_FIELDS.indexOf(name) >= 0 ? member : attributes).appendChild(option);
+      }
     });
+    var groups = [member].concat(Object.keys(kinds).map(function (k) { return kinds[k]; }));
+    if (attributes.children.length) groups.push(attributes);
     return el("select", {
       "aria-label": this.text.field, "data-focus": "field-" + key,
       onchange: function () {
@@ -325,13 +341,14 @@
         leaf.value = self.emptyValue(field, op.shape);
         self.rebuild(leaf);
       },
-    }, attributes.children.length ? [member, attributes] : [member]);
+    }, groups);
   };
 
   Builder.prototype.valueInputs = function (leaf, field, shape, key) {
     var self = this;
     var label = this.text.value;
     if (shape === "none") return [];
+    if (shape === "response") return this.responseInputs(leaf, field, key);
     if (shape === "days") {
       return [
         el("input", {
@@ -391,6 +408,86 @@
       ];
     }
     return [this.single(field, leaf.value, function (v) { leaf.value = v; self.edited(leaf); }, key)];
+  };
+
+  // A mail (or any mail), for a click a link of it (or any link), and "within the last N days"
+  // (empty: at any time). Keys left out of the value mean "any".
+  Builder.prototype.responseInputs = function (leaf, field, key) {
+    var self = this;
+    var kind = this.kinds[field.kind];
+    var words = kind.text;
+    var value = leaf.value && typeof leaf.value === "object" && !Array.isArray(leaf.value) ? leaf.value : {};
+    leaf.value = value;
+    var mails = kind.mails.slice();
+    if (value.source !== undefined && !mails.some(function (m) { return String(m.id) === String(value.source); })) {
+      mails.push({ id: value.source, name: "#" + value.source });  // older than the listed ones
+    }
+    var nodes = [el("select", {
+      "aria-label": words.mail, "data-focus": "mail-" + key,
+      onchange: function () {
+        if (this.value) value.source = parseInt(this.value, 10);
+        else delete value.source;
+        delete value.link;
+        self.rebuild(leaf);  // the link picker follows the mail
+      },
+    }, [el("option", { value: "", text: words.anyMail })].concat(mails.map(function (m) {
+      return el("option", { value: m.id, text: m.name, selected: String(m.id) === String(value.source) });
+    })))];
+    if (kind.linkOperators.indexOf(leaf.operator) < 0) delete value.link;
+    else if (value.source !== undefined) nodes.push(this.linkSelect(kind, value, leaf, key));
+    nodes.push(el("span", { className: "seg-join", text: words.withinLast }));
+    nodes.push(el("input", {
+      type: "number", min: "0", max: "36500", step: "1", placeholder: words.anyTime,
+      value: value.days === undefined ? "" : value.days, "aria-label": words.withinLast,
+      "data-focus": "days-" + key, style: "width: 90px",
+      oninput: function () {
+        if (this.value === "") delete value.days;
+        else value.days = this.value;
+        self.edited(leaf);
+      },
+    }));
+    nodes.push(el("span", { className: "seg-join", text: words.days }));
+    return nodes;
+  };
+
+  Builder.prototype.linkSelect = function (kind, value, leaf, key) {
+    var self = this;
+    var select = el("select", {
+      "aria-label": kind.text.link, "data-focus": "link-" + key,
+      onchange: function () {
+        if (this.value === "") delete value.link;
+        else value.link = parseInt(this.value, 10);
+        self.edited(leaf);
+      },
+    }, [el("option", { value: "", text: kind.text.anyLink })]);
+    if (value.link !== undefined) {
+      select.appendChild(el("option", { value: value.link, text: "#" + (value.link + 1), selected: true }));
+    }
+    this.links(kind, value.source, function (links) {
+      select.replaceChildren(el("option", { value: "", text: kind.text.anyLink }));
+      links.forEach(function (link) {
+        select.appendChild(el("option", {
+          value: link.index, text: (link.index + 1) + ". " + link.label, selected: link.index === value.link,
+        }));
+      });
+    });
+    return select;
+  };
+
+  // The links of one mail, asked for once and shared by every row that shows them.
+  Builder.prototype.links = function (kind, source, done) {
+    var cached = this.linkCache[source];
+    if (Array.isArray(cached)) return done(cached);
+    if (cached) return cached.push(done);
+    var waiting = this.linkCache[source] = [done];
+    var self = this;
+    fetch(kind.options + "&source=" + encodeURIComponent(source), { credentials: "same-origin" })
+      .then(function (response) { return response.ok ? response.json() : { links: [] }; })
+      .catch(function () { return { links: [] }; })
+      .then(function (data) {
+        self.linkCache[source] = data.links || [];
+        waiting.forEach(function (callback) { callback(self.linkCache[source]); });
+      });
   };
 
   Builder.prototype.single = function (field, value, set, key) {
