@@ -163,7 +163,7 @@ def test_resend_to_non_openers_makes_a_segment_and_opens_the_builder(
     assert 'id="non-openers"' in page
     assert f"/analytics/sources/{campaign.source_id}/" in page
     response = owner_client.post(f"/campaigns/{campaign.pk}/non-openers/")
-    segment = Segment.objects.get(workspace=workspace, name__startswith="Did not open")
+    segment = Segment.objects.get(workspace=workspace, name__endswith="未開封")
     assert response.status_code == 302
     assert response["Location"] == f"/members/segments/{segment.pk}/edit/"
     # Received it (jiro's failed) and did not open it (taro clicked).
@@ -171,7 +171,7 @@ def test_resend_to_non_openers_makes_a_segment_and_opens_the_builder(
     # Asked again, the same segment is opened rather than a copy made.
     assert owner_client.post(f"/campaigns/{campaign.pk}/non-openers/")["Location"] == (
         f"/members/segments/{segment.pk}/edit/")
-    assert Segment.objects.filter(name__startswith="Did not open").count() == 1
+    assert Segment.objects.filter(name__endswith="未開封").count() == 1
     assert owner_client.get(response["Location"]).status_code == 200
 
 
@@ -183,7 +183,7 @@ def test_non_openers_need_a_sent_campaign_and_the_right_to_edit_segments(
     assert "non-openers" not in owner_client.get(f"/campaigns/{campaign.pk}/").content.decode()
     response = owner_client.post(f"/campaigns/{campaign.pk}/non-openers/")
     assert response.status_code == 302 and not Segment.objects.filter(
-        name__startswith="Did not open").exists()
+        name__endswith="未開封").exists()
     assert analyst_client.post(f"/campaigns/{campaign.pk}/non-openers/").status_code == 403
 
 

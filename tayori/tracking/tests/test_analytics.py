@@ -87,11 +87,12 @@ def test_clicks_per_link_are_peoples_with_the_link_rows(seeded):
 
 def test_domains_name_carriers_and_devices_count_first_responses(seeded):
     domains = {s.value: (s.opens, s.clicks) for s in analytics.breakdown(seeded, "domain")}
-    assert domains == {"example.jp": (2, 1), "docomo.ne.jp (docomo)": (0, 1)}
+    # The docomo recipient clicked with images off: the click is their open.
+    assert domains == {"example.jp": (2, 1), "docomo.ne.jp (docomo)": (1, 1)}
     devices = {s.value: (s.opens, s.clicks) for s in analytics.breakdown(seeded, "device")}
-    assert devices == {"phone": (1, 1), "desktop": (1, 1)}
+    assert devices == {"phone": (1, 1), "desktop": (2, 1)}
     tail = analytics.breakdown(seeded, "domain", top=1)
-    assert [(s.value, s.opens, s.clicks) for s in tail] == [(analytics.OTHERS, 2, 2)]
+    assert [(s.value, s.opens, s.clicks) for s in tail] == [(analytics.OTHERS, 3, 2)]
 
 
 def test_the_heatmap_puts_people_in_their_weekday_and_hour_in_tokyo(seeded, workspace):
@@ -123,12 +124,12 @@ def test_two_periods_and_the_volume_of_mail(seeded, workspace):
     current = analytics.period_figures(workspace, *week())
     before = analytics.period_figures(workspace, dt.datetime(2024, 12, 1, tzinfo=JST),
                                       dt.datetime(2025, 1, 1, tzinfo=JST))
-    # First opens in the period, from rollups: taro and jiro.
+    # First opens in the period, from rollups: two pixels and one click with images off.
     assert (current.delivered, current.unique_opens, current.unique_clicks,
-            current.value, current.optouts) == (3, 2, 2, 5000, 1)
+            current.value, current.optouts) == (3, 3, 2, 5000, 1)
     assert before.delivered == 0
     rows = {row.key: row for row in analytics.compare_periods(current, before)}
-    assert rows["delivered"].change is None and str(rows["open_rate"].current) == "66.7%"
+    assert rows["delivered"].change is None and str(rows["open_rate"].current) == "100.0%"
     daily = analytics.volume(workspace, "day", minutes(2 * 24 * 60), JST)
     assert len(daily.labels) == 30 and daily.labels[-1] == "01/08"
     assert dict(zip(daily.labels, daily.values["delivered"], strict=True))["01/06"] == 3
