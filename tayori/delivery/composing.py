@@ -15,8 +15,8 @@ from tayori.delivery.rendering import (
     Attachment,
     Compiled,
     MessageSpec,
-    RenderError,
     Rendered,
+    RenderError,
     compile_message,
 )
 from tayori.lib import crypto

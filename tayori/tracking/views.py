@@ -76,7 +76,7 @@ def conversion(request, token: str):
 
 
 TAG = """(function () {
-  var key = "%(param)s", script = document.currentScript;
+  var key = "PARAM", script = document.currentScript;
   var base = new URL(script.src).origin;
   var given = new URLSearchParams(location.search).get(key);
   try { if (given) localStorage.setItem(key, given); } catch (e) {}
@@ -88,7 +88,7 @@ TAG = """(function () {
   };
   if (script.dataset.conversion !== undefined) window.tayoriConversion(script.dataset.value);
 })();
-""" % {"param": CONVERSION_PARAM}
+""".replace("PARAM", CONVERSION_PARAM)
 
 
 @public
