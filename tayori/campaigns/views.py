@@ -25,7 +25,7 @@ from tayori.campaigns import services, steps
 from tayori.campaigns.models import Campaign, CampaignSettings, Step, StepMail
 from tayori.content.blocks import shared_of
 from tayori.content.models import SenderIdentity, Template
-from tayori.content.preview import render_preview
+from tayori.content.preview import condition_words, render_preview
 from tayori.delivery import queue
 from tayori.delivery.models import Source
 from tayori.members.masking import mask_email
@@ -373,6 +373,9 @@ def settings_view(request):
 
 
 class StepForm(forms.ModelForm):
+    only_segment = forms.ChoiceField(label=gettext_lazy("Only members in segment"),
+                                     required=False)
+
     class Meta:
         model = Step
         fields = ["position", "trigger", "attribute", "event", "event_source", "days", "at",
@@ -385,6 +388,8 @@ class StepForm(forms.ModelForm):
         self.fields["event_source"].queryset = Source.objects.filter(
             workspace=workspace, kind__in=MAIL_KINDS).order_by("-created_at", "-pk")
         self.fields["event_source"].empty_label = _("any mail")
+        self.fields["only_segment"].choices = [("", _("everyone the step mail reaches"))] + [
+            (str(s.pk), s.name) for s in Segment.objects.filter(workspace=workspace)]
 
     def clean(self):
         data = super().clean()
@@ -393,6 +398,10 @@ class StepForm(forms.ModelForm):
                 self.add_error("event", _("Choose the response the step follows."))
         else:
             data["event"], data["event_source"] = "", None
+        chosen = data.get("only_segment")
+        self.instance.condition = ({"op": "and", "conditions": [
+            {"field": "segment", "operator": "in_segment", "value": int(chosen)}]}
+            if chosen else None)
         return data
 
 
@@ -444,10 +453,14 @@ def step_mail(request, pk=None):
                          step=step.pk)
             messages.success(request, _("Step added."))
             return redirect("campaigns:step-mail", item.pk)
+    shown = list(item.steps.select_related("template", "source", "event_source")) if item else []
+    for step in shown:
+        step.condition_words = (condition_words(request.workspace, step.condition,
+                                                allow_pii=can(request, "members.view_pii"))
+                                if step.condition else "")
     return render(request, "campaigns/step_mail.html", {
         "item": item, "identities": identities, "step_form": step_form,
-        "segments": Segment.objects.filter(workspace=request.workspace),
-        "steps": item.steps.select_related("template", "source", "event_source") if item else []})
+        "segments": Segment.objects.filter(workspace=request.workspace), "steps": shown})
 
 
 app_name = "campaigns"

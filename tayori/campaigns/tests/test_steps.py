@@ -312,3 +312,27 @@ def test_the_step_form_asks_which_response_and_offers_this_workspaces_mails(
     step = mail.steps.get()
     assert (step.trigger, step.event, step.event_source) == ("after_event", "clicked", winter)
     assert "冬のセール" in owner_client.get(f"/campaigns/steps/{mail.pk}/").content.decode()
+
+
+def test_a_step_only_for_a_segment_chosen_in_the_form(owner_client, workspace, identity,
+                                                       birthdays):
+    """A birthday step for members in one segment: chosen on the page, applied when it fires."""
+    from tayori.members.models import Segment
+
+    _people, first = birthdays
+    young = Segment.objects.create(workspace=workspace, name="2000年以降生まれ", definition={
+        "op": "and", "conditions": [{"field": "birthday", "operator": "gte",
+                                     "value": "2000-01-01"}]})
+    mail = StepMail.objects.create(workspace=workspace, name="young", identity=identity,
+                                   active=True)
+    response = owner_client.post(f"/campaigns/steps/{mail.pk}/", {
+        "position": 1, "trigger": "yearly", "attribute": "birthday", "days": 0, "at": "09:00",
+        "template": first.template.pk, "only_segment": str(young.pk)})
+    assert response.status_code == 302
+    step = mail.steps.get()
+    assert step.condition["conditions"][0] == {"field": "segment", "operator": "in_segment",
+                                               "value": young.pk}
+    assert "2000年以降生まれ" in owner_client.get(f"/campaigns/steps/{mail.pk}/").content.decode()
+    steps.fire(now=jst(2024, 6, 15, 9, 1))
+    step.refresh_from_db()
+    assert queued(step) == ["yuki@example.jp"]
