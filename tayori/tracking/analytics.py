@@ -21,6 +21,7 @@ from django.utils.translation import pgettext_lazy
 from tayori.delivery.models import Delivery, Source
 from tayori.members.csvio import defuse_formula
 from tayori.members.masking import mask_email
+from tayori.tracking.fast import links_of
 from tayori.tracking.models import Breakdown, Kind, Link, Response, Rollup
 
 PENDING = ("queued", "held", "claimed", "deferred")
@@ -269,6 +270,7 @@ def links(source: Source, delivered: int) -> list[LinkRow]:
     counts = {(kind, int(value)): (total, unique) for kind, value, total, unique in
               Breakdown.objects.filter(source=source, dimension="link").values_list(
                   "kind", "value", "total", "unique") if value.isdigit()}
+    links_of(source.pk)  # the links stored even before anyone clicked
     rows = []
     for link in Link.objects.filter(source=source).order_by("index"):
         total, unique = counts.get((Kind.CLICK, link.index), (0, 0))

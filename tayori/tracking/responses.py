@@ -21,9 +21,9 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from tayori.delivery.models import Delivery, Source
-from tayori.delivery.rendering import tracked_links
 from tayori.members.segments import FieldKind, Scope, ValueRefused, day_count
 from tayori.members.segments.days import instant_range
+from tayori.tracking.fast import links_of
 from tayori.tracking.models import Event, Kind, Link, Response
 
 FIELD = "mail.response"  # a "." no attribute key may hold: the field never hides an attribute
@@ -46,15 +46,14 @@ def response_condition(operator: str, source: int | None = None, *, link: int | 
 
 
 def links_of_source(source_id: int, *, titles: bool = False) -> dict[int, str]:
-    """A mail's link URLs by index (with ``titles``: each link's title where it has one),
-    without writing: the Link rows once the click endpoint stored them, else the links in the
-    mail's HTML."""
-    rows = {index: (title or url) if titles else url for index, url, title in
-            Link.objects.filter(source_id=source_id).values_list("index", "url", "title")}
-    if rows:
-        return rows
-    html = Source.objects.filter(pk=source_id).values_list("html", flat=True).first() or ""
-    return dict(enumerate(tracked_links(html)))
+    """A mail's link URLs by index (with ``titles``: each link's title where it has one), as
+    the click endpoint knows them."""
+    urls = links_of(source_id)
+    if not titles:
+        return dict(urls)
+    named = dict(Link.objects.filter(source_id=source_id).exclude(title="")
+                 .values_list("index", "title"))
+    return {index: named.get(index) or url for index, url in urls.items()}
 
 
 @dataclass
