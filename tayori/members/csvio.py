@@ -202,3 +202,19 @@ def write_rows(path: str | Path, encoding: str, rows) -> CsvWriter:
             writer.writerow(row)
     return writer
 
+
+class _Line:
+    """A file-like target for csv.writer that hands back each line it is given."""
+
+    def write(self, text: str) -> str:
+        return text
+
+
+def encoded_rows(rows: Iterator[list[str]], encoding: str) -> Iterator[bytes]:
+    """Rows as encoded CSV lines, for a streamed download."""
+    writer = csv.writer(_Line())
+    # CP932 cannot spell every character (emoji, some variant kanji); they become "?" rather than
+    # failing half-way through a download.
+    encoder = codecs.getincrementalencoder(encoding)(errors="replace")
+    for row in rows:
+        yield encoder.encode(writer.writerow(row))

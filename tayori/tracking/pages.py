@@ -19,7 +19,6 @@ from django.views.decorators.http import require_POST
 
 from tayori.accounts import audit
 from tayori.accounts.access import can, requires
-from tayori.accounts.views.audit import _encoded
 from tayori.campaigns.models import Campaign
 from tayori.delivery.models import Source
 from tayori.members import csvio
@@ -200,7 +199,7 @@ def responses_csv(request, pk):
     audit.record("analytics.responses_exported", request=request, target=f"source:{send.pk}",
                  encoding=encoding, masked=not pii)
     response = StreamingHttpResponse(
-        _encoded(analytics.response_rows(send, _zone(request), pii=pii), encoding),
+        csvio.encoded_rows(analytics.response_rows(send, _zone(request), pii=pii), encoding),
         content_type=f"text/csv; charset={'Shift_JIS' if encoding == 'cp932' else 'utf-8'}")
     stamp = timezone.now().astimezone(_zone(request)).strftime("%Y%m%d-%H%M")
     response["Content-Disposition"] = f'attachment; filename="responses-{send.pk}-{stamp}.csv"'

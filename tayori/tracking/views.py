@@ -13,6 +13,7 @@ from django.http import Http404, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import path
 from django.utils import translation
+from django.utils.html import escape
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
@@ -120,8 +121,6 @@ def web_version(request, token: str):
     part = message.get_body(("html", "plain"))
     body = part.get_content() if part else ""
     if part is not None and part.get_content_type() == "text/plain":
-        from django.utils.html import escape
-
         body = f"<pre style='white-space:pre-wrap'>{escape(body)}</pre>"
     response = HttpResponse(body, content_type="text/html; charset=utf-8")
     # The mail's HTML runs no script and cannot post anywhere from this origin.

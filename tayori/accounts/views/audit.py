@@ -5,8 +5,6 @@ The CSV is UTF-8 with a byte-order mark by default, so Excel opens it with Japan
 CP932 (Shift_JIS) for older tools. Downloading is itself an audit event.
 """
 
-import codecs
-import csv
 import json
 from collections.abc import Iterator
 
@@ -21,6 +19,7 @@ from tayori.accounts import audit
 from tayori.accounts.access import requires
 from tayori.accounts.forms import AuditFilterForm
 from tayori.accounts.models import AuditEvent
+from tayori.members.csvio import encoded_rows
 
 PAGE_SIZE = 50
 ENCODINGS = {"utf-8": "utf-8-sig", "cp932": "cp932"}
@@ -66,22 +65,6 @@ def _rows(events, tz) -> Iterator[list[str]]:
             event.actor, event.action, event.target, event.ip, _detail(event.detail))]
 
 
-class _Line:
-    """A file-like target for csv.writer that hands back each line it is given."""
-
-    def write(self, text: str) -> str:
-        return text
-
-
-def _encoded(rows: Iterator[list[str]], encoding: str) -> Iterator[bytes]:
-    writer = csv.writer(_Line())
-    # CP932 cannot spell every character (emoji, some variant kanji); they become "?" rather than
-    # failing half-way through a download.
-    encoder = codecs.getincrementalencoder(encoding)(errors="replace")
-    for row in rows:
-        yield encoder.encode(writer.writerow(row))
-
-
 @requires("audit.view")
 def audit_export(request: HttpRequest) -> HttpResponse:
     form, events = _events(request)
@@ -98,7 +81,7 @@ def audit_export(request: HttpRequest) -> HttpResponse:
     events = events.exclude(pk=exported.pk)
     stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
     response = StreamingHttpResponse(
-        _encoded(_rows(events, timezone.get_current_timezone()), encoding),
+        encoded_rows(_rows(events, timezone.get_current_timezone()), encoding),
         content_type=f"text/csv; charset={'Shift_JIS' if encoding == 'cp932' else 'utf-8'}")
     response["Content-Disposition"] = (
         f'attachment; filename="audit-{request.workspace.slug}-{stamp}.csv"')
