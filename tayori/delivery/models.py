@@ -31,6 +31,16 @@ class Source(models.Model):
         BULK = "bulk", _("Bulk send")
         TRANSACTIONAL = "transactional", _("Transactional")
         STEP = "step", _("Step mail")  # stays running; the scheduler adds rows as members fall due
+        NOTICE = "notice", _("Incident notice")  # fanned out at once on the urgent lane
+
+    # Broadcast mail (bulk, steps) and transactional mail (messages, notices) are separate
+    # streams: each may have its own relays and Return-Path domain, so a bulk send's reputation
+    # never delays an order confirmation.
+    TRANSACTIONAL_KINDS = (Kind.TRANSACTIONAL, Kind.NOTICE)
+
+    @property
+    def stream(self) -> str:
+        return "transactional" if self.kind in self.TRANSACTIONAL_KINDS else "broadcast"
 
     class Status(models.TextChoices):
         DRAFT = "draft", _("Draft")
@@ -193,6 +203,14 @@ class SenderDomain(models.Model):
         return f"{self.selector}-ed"
 
 
+class Stream(models.TextChoices):
+    """Which mail a relay carries (see Source.stream)."""
+
+    ALL = "all", _("All mail")
+    BROADCAST = "broadcast", _("Broadcast mail only")
+    TRANSACTIONAL = "transactional", _("Transactional mail only")
+
+
 class Relay(models.Model):
     """An SMTP server Tayori hands mail to. Several per workspace share the load by weight and
     take over from each other when one is down."""
@@ -216,6 +234,8 @@ class Relay(models.Model):
     max_per_hour = models.PositiveIntegerField(_("messages per hour at most"), null=True,
                                                blank=True)
     weight = models.PositiveSmallIntegerField(_("weight"), default=1)
+    stream = models.CharField(_("carries"), max_length=16, choices=Stream.choices,
+                              default=Stream.ALL)
     active = models.BooleanField(_("in use"), default=True)
     down_until = models.DateTimeField(null=True, blank=True)
     last_error = models.CharField(max_length=500, blank=True)
@@ -264,6 +284,10 @@ class DeliverySettings(models.Model):
                             default=Mode.SANDBOX)
     bounce_domain = models.CharField(_("bounce domain"), max_length=253, blank=True,
                                      help_text=_("Return-Path domain; defaults to the sender's."))
+    transactional_bounce_domain = models.CharField(
+        _("bounce domain for transactional mail"), max_length=253, blank=True,
+        help_text=_("Return-Path domain of messages and notices; defaults to the bounce "
+                    "domain."))
     tracking_host = models.CharField(_("tracking host"), max_length=253, blank=True,
                                      help_text=_("Host in click and open links, e.g. "
                                                  "t.example.jp."))
