@@ -20,6 +20,10 @@ PERMISSIONS: dict[str, str] = {
     "campaigns.approve": _("Approve campaigns"),
     "deliveries.view": _("View the delivery log and the sandbox outbox"),
     "messages.send": _("Send transactional messages"),
+    "messages.send_external": _("Send messages to addresses that are not members"),
+    "notices.send": _("Send incident notices"),
+    "notices.manage": _("Define notice types and the service catalogue"),
+    "webhooks.manage": _("Manage webhooks"),
     "analytics.view": _("View analytics"),
     "settings.manage": _("Manage workspace settings and IP rules"),
     "operators.manage": _("Manage operators and roles"),
@@ -34,11 +38,11 @@ BUILTIN_ROLES: dict[str, frozenset[str]] = {
     "Editor": frozenset(
         {"members.view", "members.edit", "members.import", "members.export", "members.view_pii",
          "templates.manage", "campaigns.create", "campaigns.edit", "analytics.view",
-         "deliveries.view"}
+         "deliveries.view", "notices.manage"}
     ),
     "Approver": frozenset(
         {"members.view", "templates.manage", "campaigns.schedule", "campaigns.send",
-         "campaigns.approve", "analytics.view", "deliveries.view"}
+         "campaigns.approve", "analytics.view", "deliveries.view", "notices.send"}
     ),
     "Analyst": frozenset({"members.view", "members.export", "analytics.view",
                           "deliveries.view"}),
