@@ -195,3 +195,26 @@ class ApiKey(models.Model):
         if not self.allowed_cidrs:
             return not self.workspace.require_key_ip_rules
         return ip_in_any(ip, self.allowed_cidrs)
+
+
+class IdempotentRequest(models.Model):
+    """A creating API call made with an Idempotency-Key: kept 24 hours so a client that retries
+    (a timeout, a crash) gets the first answer instead of a second delivery. A row without a
+    status code is a call still running."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE,
+                                  related_name="idempotent_requests")
+    api_key = models.ForeignKey(ApiKey, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64)  # SHA-256 of method, path, query and body
+    status_code = models.PositiveSmallIntegerField(null=True)
+    content_type = models.CharField(max_length=100, blank=True)
+    body = models.BinaryField(default=b"")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["workspace", "key"],
+                                               name="idempotency_key_once")]
+
+    def __str__(self):
+        return self.key

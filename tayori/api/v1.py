@@ -16,6 +16,7 @@ from tayori.api import (
     consents,
     delivery,
     errors,
+    idempotency,
     lists,
     members,
     segments,
@@ -41,9 +42,24 @@ a 422 also lists every problem in `error.errors`.
 **Pagination.** Lists answer `{"items": [...], "next_cursor": "…"}`; pass `cursor` to get the next
 page (`limit` up to 500). Items come in id order, so a walk never skips or repeats one.
 
+**Retries.** Every POST accepts an `Idempotency-Key` header (any unique string, e.g. a UUID, up
+to 255 characters). Sending the same request with the same key within 24 hours returns the first
+answer (with `Idempotent-Replayed: true`) and creates nothing new; the same key with a different
+request answers 422 `idempotency_key_reused`; while the first call is still running, 409
+`idempotency_in_progress`. Retry any timeout or 5xx with the same key.
+
 **Rate limit.** Each key may make a fixed number of requests per minute; every response carries
 `X-RateLimit-Limit` and `X-RateLimit-Remaining`, and a 429 carries `Retry-After` (seconds).
 """
+
+
+IDEMPOTENCY_PARAMETER = {
+    "name": "Idempotency-Key", "in": "header", "required": False,
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+    "description": "Send the same key again to get the first answer instead of a second "
+                   "effect (kept 24 hours). A different request with the same key: 422; "
+                   "while the first is still running: 409.",
+}
 
 
 class TayoriAPI(NinjaAPI):
@@ -66,6 +82,8 @@ class TayoriAPI(NinjaAPI):
     def get_openapi_schema(self, *args, **kwargs):
         schema = super().get_openapi_schema(*args, **kwargs)
         for operations in schema.get("paths", {}).values():
+            if isinstance(operations.get("post"), dict):
+                operations["post"].setdefault("parameters", []).append(IDEMPOTENCY_PARAMETER)
             for operation in operations.values():
                 code = operation.get("x-permission") if isinstance(operation, dict) else None
                 if code:
@@ -109,7 +127,12 @@ def json_only(api: TayoriAPI, view):
                                            _("Text may not contain NUL characters."))
                     return api.create_response(request, error.body(), status=422)
             try:
-                response = view(request, *args, **kwargs)
+                if idempotency.applies(request):
+                    response = idempotency.run(
+                        request, lambda: view(request, *args, **kwargs),
+                        lambda error: _error_response(api, request, error))
+                else:
+                    response = view(request, *args, **kwargs)
             except Http404:  # the API root has no operation
                 return api.create_response(request, errors.not_found().body(), status=404)
             if response.status_code >= 400 and "json" not in response.get("Content-Type", ""):
@@ -119,6 +142,13 @@ def json_only(api: TayoriAPI, view):
             timezone.deactivate()
 
     return wrapped
+
+
+def _error_response(api: TayoriAPI, request, error: ApiError) -> HttpResponse:
+    response = api.create_response(request, error.body(), status=error.status)
+    for name, value in error.headers.items():
+        response[name] = value
+    return response
 
 
 def _as_json(api: TayoriAPI, request, response: HttpResponse) -> HttpResponse:

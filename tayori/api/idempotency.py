@@ -1,0 +1,119 @@
+"""Idempotency-Key: a POST sent again with the same key gets the first answer, not a second
+delivery, member or notice.
+
+The key is kept 24 hours per workspace. The same key with the same request (method, path,
+query and body) answers the stored status and body with ``Idempotent-Replayed: true``; with a
+different request 422; while the first call is still running 409. Two identical calls racing
+each other meet at the unique (workspace, key) row: one inserts it and runs, the other is told
+to wait, so exactly one delivery is created.
+
+Answers that say nothing about the request's effect are not kept, so a retry may still succeed:
+server errors, authentication and permission refusals, and rate limiting.
+"""
+
+import datetime as dt
+import hashlib
+
+from django.db import IntegrityError, transaction
+from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from tayori.accounts.models import ApiKey, IdempotentRequest
+from tayori.api.errors import ApiError
+
+HEADER = "Idempotency-Key"
+KEEP = dt.timedelta(hours=24)
+# A call that has run this long without an answer died with its process: its key is free again.
+ABANDONED = dt.timedelta(minutes=5)
+NOT_KEPT = frozenset({401, 403, 429})
+MAX_LENGTH = 255
+
+
+def applies(request: HttpRequest) -> bool:
+    return request.method == "POST" and HEADER in request.headers
+
+
+def run(request: HttpRequest, view, render_error) -> HttpResponse:
+    """Call ``view`` under the request's Idempotency-Key. ``render_error(ApiError)`` makes the
+    JSON error response of the API."""
+    key = request.headers[HEADER].strip()
+    if not key or len(key) > MAX_LENGTH or not key.isascii() or not key.isprintable():
+        return render_error(ApiError(
+            422, "validation_error", _("Idempotency-Key must be 1 to %(max)s printable ASCII "
+                                       "characters.") % {"max": MAX_LENGTH}, field=HEADER))
+    api_key = _key_of(request)
+    if api_key is None:  # the view answers 401 itself; nothing to remember
+        return view()
+    fingerprint = _fingerprint(request)
+    claimed, earlier = _claim(api_key, key, fingerprint)
+    if not claimed:
+        if earlier.fingerprint != fingerprint:
+            return render_error(ApiError(
+                422, "idempotency_key_reused",
+                _("This Idempotency-Key was used for a different request in the last 24 "
+                  "hours."), field=HEADER))
+        if earlier.status_code is None:
+            return render_error(ApiError(
+                409, "idempotency_in_progress",
+                _("A request with this Idempotency-Key is still running. Retry shortly."),
+                field=HEADER, headers={"Retry-After": "1"}))
+        return _replay(earlier)
+    response = None
+    try:
+        response = view()
+    finally:
+        _settle(claimed, response)
+    return response
+
+
+def _key_of(request: HttpRequest) -> ApiKey | None:
+    scheme, _sep, token = request.headers.get("Authorization", "").strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return ApiKey.find(token.strip())
+
+
+def _fingerprint(request: HttpRequest) -> str:
+    digest = hashlib.sha256()
+    for part in (request.method, request.path, request.META.get("QUERY_STRING", "")):
+        digest.update(part.encode() + b"\0")
+    digest.update(request.body)
+    return digest.hexdigest()
+
+
+def _claim(api_key: ApiKey, key: str, fingerprint: str):
+    """Insert the running row (committed at once, so a racing call sees it). Returns
+    (row, None) when this call may run, or (None, the earlier row)."""
+    now = timezone.now()
+    scope = IdempotentRequest.objects.filter(workspace_id=api_key.workspace_id, key=key)
+    for _attempt in range(3):
+        scope.filter(created_at__lt=now - KEEP).delete()
+        scope.filter(status_code__isnull=True, created_at__lt=now - ABANDONED).delete()
+        try:
+            with transaction.atomic():
+                return IdempotentRequest.objects.create(
+                    workspace_id=api_key.workspace_id, api_key=api_key, key=key,
+                    fingerprint=fingerprint, created_at=now), None
+        except IntegrityError:
+            earlier = scope.first()
+            if earlier is not None:
+                return None, earlier
+            # the earlier row expired between our insert and our read: try again
+    raise RuntimeError("idempotency key could not be claimed")
+
+
+def _settle(row: IdempotentRequest, response: HttpResponse | None) -> None:
+    if response is None or response.status_code >= 500 or response.status_code in NOT_KEPT:
+        row.delete()
+        return
+    IdempotentRequest.objects.filter(pk=row.pk).update(
+        status_code=response.status_code, content_type=response.get("Content-Type", "")[:100],
+        body=response.content)
+
+
+def _replay(row: IdempotentRequest) -> HttpResponse:
+    response = HttpResponse(bytes(row.body), status=row.status_code,
+                            content_type=row.content_type or "application/json")
+    response["Idempotent-Replayed"] = "true"
+    return response
