@@ -34,6 +34,7 @@ from conftest import make_operator
 from tayori.accounts.models import (
     ApiKey,
     AuditEvent,
+    IdempotentRequest,
     IPRule,
     Membership,
     Operator,
@@ -221,6 +222,9 @@ FACTORIES = {
     # Open to all IPv4 so the test client (127.0.0.1) is let in.
     IPRule: lambda ws, tag: IPRule.objects.create(workspace=ws, cidr="0.0.0.0/0", note=tag),
     ApiKey: lambda ws, tag: ApiKey.issue(ws, f"key {tag}", ["members.view"])[0],
+    IdempotentRequest: lambda ws, tag: IdempotentRequest.objects.create(
+        workspace=ws, api_key=ApiKey.objects.filter(workspace=ws).first(), key=tag,
+        fingerprint="0" * 64, status_code=201, body=b"{}"),
     Attribute: lambda ws, tag: Attribute.objects.create(workspace=ws, key=f"plan_{tag}",
                                                         label="Plan"),
     Member: _member,
