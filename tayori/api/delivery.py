@@ -1,5 +1,5 @@
-"""Sending by API: transactional messages (one, or a batch of up to 1,000), bulk sends to a
-segment with start, pause, resume and cancel, and the delivery log.
+"""Sending by API: bulk sends to a segment with start, pause, resume and cancel, and the
+delivery log (transactional messages are in ``messages``).
 
 Every write goes through ``tayori.delivery.sending``, so the API refuses what the UI refuses.
 Keys without ``members.view_pii`` see addresses masked and may not filter by them.
@@ -8,7 +8,6 @@ Keys without ``members.view_pii`` see addresses masked and may not filter by the
 import datetime as dt
 from typing import Literal
 
-from django.db import transaction
 from django.utils.translation import gettext as _
 from ninja import Field, Path, Query, Router, Schema
 from ninja.responses import Status
@@ -21,13 +20,10 @@ from tayori.api.pagination import PageParams, page_of, paginate
 from tayori.delivery import queue, sending
 from tayori.delivery.models import Delivery, Source
 from tayori.members.masking import mask_email
-from tayori.members.models import Member, Segment
+from tayori.members.models import Segment
 
-messages_router = Router(tags=["Messages"])
 sends_router = Router(tags=["Sends"])
 deliveries_router = Router(tags=["Deliveries"])
-
-BATCH_MAX = 1_000
 
 
 class ContentIn(InSchema):
@@ -39,19 +35,6 @@ class ContentIn(InSchema):
     from_name: str = Field("", max_length=200)
     reply_to: str = Field("", max_length=254)
     tracking: bool = True
-
-
-class MessageIn(ContentIn):
-    to: str | None = Field(None, max_length=254, description="An address; or give member_id.")
-    member_id: int | None = Field(None, ge=1, le=MAX_ID)
-    data: dict = Field(default_factory=dict, description="Merge data, e.g. line items.")
-    priority: Literal["urgent", "normal"] = "normal"
-
-    model_config = {"json_schema_extra": {"examples": [{
-        "to": "taro@example.jp", "priority": "urgent", "from_address": "support@example.jp",
-        "subject": "【障害】{{ data.service }}の停止について",
-        "text": "{{ data.service }}は{{ data.since }}から停止しています。",
-        "data": {"service": "決済API", "since": "03:12"}}]}}
 
 
 class DeliveryOut(Schema):
@@ -72,7 +55,7 @@ class DeliveryOut(Schema):
     next_attempt_at: dt.datetime | None = Field(description="When a deferred message is retried.")
 
 
-def _render(request, rows: list[Delivery]) -> list[dict]:
+def render_deliveries(request, rows: list[Delivery]) -> list[dict]:
     pii = can(request, "members.view_pii")
     return [{"id": d.pk, "source_id": d.source_id,
              "address": d.address if pii else mask_email(d.address), "member_id": d.member_id,
@@ -83,7 +66,7 @@ def _render(request, rows: list[Delivery]) -> list[dict]:
             for d in rows]
 
 
-def _refused(error: sending.ContentRefused) -> ApiError:
+def refused(error: sending.ContentRefused) -> ApiError:
     listed = [{"field": e.field, "message": e.message} for e in error.errors]
     return ApiError(422, "validation_error", listed[0]["message"], field=listed[0]["field"],
                     errors=listed)
@@ -93,78 +76,6 @@ def _content(payload: ContentIn) -> sending.Content:
     return sending.Content(subject=payload.subject, html=payload.html, text=payload.text,
                            from_address=payload.from_address, from_name=payload.from_name,
                            reply_to=payload.reply_to, tracking=payload.tracking)
-
-
-def _enqueue(request, payload: MessageIn) -> Delivery:
-    member = None
-    if payload.member_id is not None:
-        member = Member.objects.filter(workspace=request.workspace, pk=payload.member_id).first()
-        if member is None:
-            raise ApiError(422, "validation_error", _("No member with this id."),
-                           field="member_id")
-    elif payload.to is None:
-        raise ApiError(422, "validation_error", _("Give `to` or `member_id`."), field="to")
-    try:
-        return sending.enqueue_message(request.workspace, _content(payload), to=payload.to,
-                                       member=member, data=payload.data,
-                                       urgent=payload.priority == "urgent")
-    except sending.ContentRefused as error:
-        raise _refused(error) from None
-
-
-@messages_router.post("", response={201: DeliveryOut, **errors(422)},
-                      summary="Send a transactional message", **requires("messages.send"))
-def send_message(request, payload: MessageIn):
-    """Queues one message at once; `urgent` overtakes any bulk backlog. A suppressed or bounced
-    recipient answers 201 with status `skipped` and the reason, so callers can log why."""
-    with transaction.atomic():
-        delivery = _enqueue(request, payload)
-    audit.record("message.queued", request=request, target=f"delivery:{delivery.pk}",
-                 priority=payload.priority, via="api")
-    return Status(201, _render(request, [delivery])[0])
-
-
-class BatchIn(InSchema):
-    messages: list[MessageIn] = Field(..., min_length=1, max_length=BATCH_MAX)
-
-
-class BatchItem(Schema):
-    index: int
-    id: int | None
-    status: str
-    skip_reason: str = ""
-    error: dict | None = None
-
-
-class BatchOut(Schema):
-    results: list[BatchItem]
-
-
-@messages_router.post("/batch", response={200: BatchOut, **errors(422)},
-                      summary=f"Send up to {BATCH_MAX:,} transactional messages",
-                      **requires("messages.send"))
-def send_batch(request, payload: BatchIn):
-    """Each message succeeds or fails on its own: the results say which, in request order."""
-    results = []
-    for index, item in enumerate(payload.messages):
-        try:
-            with transaction.atomic():
-                delivery = _enqueue(request, item)
-        except ApiError as error:
-            results.append({"index": index, "id": None, "status": "error",
-                            "error": {"field": error.field, "message": error.message}})
-        else:
-            results.append({"index": index, "id": delivery.pk, "status": delivery.status,
-                            "skip_reason": delivery.skip_reason})
-    queued = sum(1 for r in results if r["id"])
-    audit.record("message.batch_queued", request=request, count=queued, via="api")
-    return {"results": results}
-
-
-@messages_router.get("/{delivery_id}", response={200: DeliveryOut, **errors(404)},
-                     summary="Get a message's status", **requires("deliveries.view"))
-def get_message(request, delivery_id: int = Path(..., ge=1, le=MAX_ID)):
-    return _render(request, [get_scoped(Delivery, request, delivery_id, _("Message"))])[0]
 
 
 class SendIn(ContentIn):
@@ -212,7 +123,7 @@ def create_send(request, payload: SendIn):
             once_per_address=payload.once_per_address, max_per_hour=payload.max_per_hour,
             contacts=payload.contacts)
     except sending.ContentRefused as error:
-        raise _refused(error) from None
+        raise refused(error) from None
     audit.record("send.created", request=request, target=f"source:{source.pk}",
                  name=source.name, segment=segment.pk, via="api")
     return Status(201, _send_out(source))
@@ -294,4 +205,4 @@ def list_deliveries(request, filters: Query[DeliveryFilter]):
     if filters.address:
         require_pii(request, _("address"))
         rows = rows.filter(address__in={filters.address, filters.address.lower()})
-    return paginate(rows, filters, lambda page: _render(request, page))
+    return paginate(rows, filters, lambda page: render_deliveries(request, page))

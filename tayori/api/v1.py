@@ -19,6 +19,7 @@ from tayori.api import (
     idempotency,
     lists,
     members,
+    messages,
     segments,
     suppressions,
 )
@@ -186,6 +187,6 @@ api.add_router("/v1/attributes", attributes.router)
 api.add_router("/v1/lists", lists.router)
 api.add_router("/v1/segments", segments.router)
 api.add_router("/v1/suppressions", suppressions.router)
-api.add_router("/v1/messages", delivery.messages_router)
+api.add_router("/v1/messages", messages.router)
 api.add_router("/v1/sends", delivery.sends_router)
 api.add_router("/v1/deliveries", delivery.deliveries_router)

@@ -9,7 +9,7 @@ from functools import lru_cache
 
 from tayori.delivery import dkim
 from tayori.delivery.channels import Outgoing
-from tayori.delivery.models import DeliverySettings, SenderDomain, Source, SourceFile
+from tayori.delivery.models import DeliverySettings, SenderDomain, Source, SourceFile, Stream
 from tayori.delivery.queue import Claimed, Outcome
 from tayori.delivery.rendering import (
     Attachment,
@@ -93,6 +93,14 @@ class Conditions:
             return False
 
 
+def _bounce_domain(settings: DeliverySettings | None, stream: str) -> str:
+    if settings is None:
+        return ""
+    if stream == Stream.TRANSACTIONAL and settings.transactional_bounce_domain:
+        return settings.transactional_bounce_domain
+    return settings.bounce_domain
+
+
 def _refers(node: dict) -> bool:
     if "conditions" in node:
         return any(_refers(child) for child in node["conditions"])
@@ -108,6 +116,7 @@ class Composer:
     signers: list[dkim.DkimSigner]
     max_per_hour: int | None = None
     conditions: Conditions | None = None
+    stream: str = Stream.BROADCAST
     built_at: float = field(default_factory=time.monotonic)
 
     @classmethod
@@ -117,9 +126,9 @@ class Composer:
         spec = MessageSpec(
             from_address=source.from_address, from_name=source.from_name,
             reply_to=source.reply_to, subject=source.subject, html=source.html,
-            text=source.text, bulk=source.kind != Source.Kind.TRANSACTIONAL,
+            text=source.text, bulk=source.stream == Stream.BROADCAST,
             tracking=source.tracking, tracking_host=source.tracking_host or (settings.tracking_host if settings else ""),
-            bounce_domain=settings.bounce_domain if settings else "", charset=source.charset,
+            bounce_domain=_bounce_domain(settings, source.stream), charset=source.charset,
             attachments=[Attachment(f.filename, f.content_type, bytes(f.data), f.content_id)
                          for f in SourceFile.objects.filter(source=source).order_by("pk")])
         try:
@@ -129,7 +138,8 @@ class Composer:
         domain = source.from_address.rpartition("@")[2]
         conditions = Conditions(source.workspace, source.conditions) if source.conditions else None
         return cls(source.workspace_id, source.pk, compiled, error,
-                   signers_for(source.workspace_id, domain), source.max_per_hour, conditions)
+                   signers_for(source.workspace_id, domain), source.max_per_hour, conditions,
+                   stream=source.stream)
 
     @property
     def stale(self) -> bool:

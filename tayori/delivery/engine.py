@@ -27,7 +27,7 @@ from django.utils import timezone
 from tayori.delivery import limits, queue
 from tayori.delivery.channels import Outbox, Outgoing, Relays
 from tayori.delivery.composing import Composer
-from tayori.delivery.models import DeliverySettings, Priority, Relay
+from tayori.delivery.models import DeliverySettings, Priority, Relay, Stream
 from tayori.members.models import Member
 
 log = logging.getLogger(__name__)
@@ -68,14 +68,14 @@ def _relax() -> None:
 
 
 class Lane:
-    """One claim/send loop with its own channels (one per workspace)."""
+    """One claim/send loop with its own channels (one per workspace and stream)."""
 
     def __init__(self, worker: Worker, name: str, *, batch: int, min_priority: int,
                  idle: float, db: Database):
         self.worker, self.name, self.db = worker, name, db
         self.batch, self.min_priority, self.idle = batch, min_priority, idle
         self.urgent = min_priority >= Priority.URGENT
-        self.channels: dict[int, Outbox | Relays] = {}
+        self.channels: dict[tuple[int, str], Outbox | Relays] = {}
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -120,7 +120,7 @@ class Lane:
             if composer.conditions is not None and composer.conditions.needs_loading:
                 await db(composer.conditions.load, [c.member_id for c in claimed
                                                     if c.source_id == source_id and c.member_id])
-        by_workspace: dict[int, list[Outgoing]] = defaultdict(list)
+        by_channel: dict[tuple[int, str], list[Outgoing]] = defaultdict(list)
         outcomes = []
         for index, row in enumerate(claimed):
             if index and not index % SLICE and not self.urgent:
@@ -137,22 +137,23 @@ class Lane:
             if isinstance(rendered, queue.Outcome):  # the template failed for this recipient
                 outcomes.append(rendered)
             else:
-                by_workspace[composer.workspace_id].append(rendered)
-        for workspace_id, batch in by_workspace.items():
-            channel = await self.channel(workspace_id)
+                by_channel[composer.workspace_id, composer.stream].append(rendered)
+        for (workspace_id, stream), batch in by_channel.items():
+            channel = await self.channel(workspace_id, stream)
             outcomes += await channel.send(batch)
         await db(queue.record, self.worker.name, outcomes)
         self.worker.sent += sum(1 for o in outcomes if o.kind == "sent")
         # A batch that all went back to the queue (relays down) is no progress: rest a while.
         return any(o.kind != "requeue" for o in outcomes)
 
-    async def channel(self, workspace_id: int) -> Outbox | Relays:
-        if workspace_id not in self.channels:
-            mode, relays = await self.db(_sending_setup, workspace_id)
-            self.channels[workspace_id] = (
+    async def channel(self, workspace_id: int, stream: str = Stream.BROADCAST) -> Outbox | Relays:
+        key = (workspace_id, stream)
+        if key not in self.channels:
+            mode, relays = await self.db(_sending_setup, workspace_id, stream)
+            self.channels[key] = (
                 Relays(relays, helo=self.worker.helo, db=self.db, limits=self.worker.limits)
                 if mode == DeliverySettings.Mode.RELAYS else Outbox(self.db))
-        return self.channels[workspace_id]
+        return self.channels[key]
 
 
 class MemberRow(NamedTuple):
@@ -172,10 +173,14 @@ def member_rows(member_ids: list[int]) -> dict[int, MemberRow]:
     return {row[0]: MemberRow(*row[:5], row[5] or {}) for row in rows}
 
 
-def _sending_setup(workspace_id: int):
+def _sending_setup(workspace_id: int, stream: str):
+    """The workspace's sending mode and the relays that carry ``stream``. Should none carry it
+    (every relay set to the other stream), all relays do: mail late is worse than mail sent
+    through the other stream's relay, and the settings page warns of it."""
     settings = DeliverySettings.objects.filter(workspace_id=workspace_id).first()
     mode = settings.mode if settings else DeliverySettings.Mode.SANDBOX
-    return mode, list(Relay.objects.filter(workspace_id=workspace_id, active=True))
+    active = Relay.objects.filter(workspace_id=workspace_id, active=True)
+    return mode, list(active.filter(stream__in=(Stream.ALL, stream)) or active)
 
 
 class Worker:

@@ -33,15 +33,6 @@ class Source(models.Model):
         STEP = "step", _("Step mail")  # stays running; the scheduler adds rows as members fall due
         NOTICE = "notice", _("Incident notice")  # fanned out at once on the urgent lane
 
-    # Broadcast mail (bulk, steps) and transactional mail (messages, notices) are separate
-    # streams: each may have its own relays and Return-Path domain, so a bulk send's reputation
-    # never delays an order confirmation.
-    TRANSACTIONAL_KINDS = (Kind.TRANSACTIONAL, Kind.NOTICE)
-
-    @property
-    def stream(self) -> str:
-        return "transactional" if self.kind in self.TRANSACTIONAL_KINDS else "broadcast"
-
     class Status(models.TextChoices):
         DRAFT = "draft", _("Draft")
         SCHEDULED = "scheduled", _("Scheduled")
@@ -102,6 +93,15 @@ class Source(models.Model):
 
     def __str__(self):
         return self.name
+
+    # Broadcast mail (bulk, steps) and transactional mail (messages, notices) are separate
+    # streams: each may have its own relays and Return-Path domain, so a bulk send's reputation
+    # never delays an order confirmation.
+    TRANSACTIONAL_KINDS = ("transactional", "notice")
+
+    @property
+    def stream(self) -> str:
+        return "transactional" if self.kind in self.TRANSACTIONAL_KINDS else "broadcast"
 
 
 class SourceFile(models.Model):

@@ -27,6 +27,14 @@ _S = Source._meta.db_table
 # as the reason (unsubscribed, bounced, complained, blocked).
 NO_ADDRESS, SUPPRESSED, DUPLICATE = "no_address", "suppressed", "duplicate"
 
+# Which members a stream skips for their status. Transactional mail (an incident notice) still
+# reaches unsubscribed members, as sending.enqueue_message does; an address that bounced,
+# complained or was blocked is skipped whatever the stream.
+_INACTIVE = {
+    "broadcast": "m.status <> 'active'",
+    "transactional": "m.status IN ('bounced', 'complained', 'blocked')",
+}
+
 _FAN_OUT = f"""
 INSERT INTO {_T} (workspace_id, source_id, member_id, address, channel, priority, status,
                   skip_reason, attempts, next_attempt_at, claimed_by, message_id, smtp_reply,
@@ -37,7 +45,7 @@ SELECT workspace_id, %s, id, email, 'email', %s,
 FROM (
   SELECT m.workspace_id, m.id, m.email,
          CASE WHEN m.email = '' THEN '{NO_ADDRESS}'
-              WHEN m.status <> 'active' THEN m.status
+              WHEN {{inactive}} THEN m.status
               WHEN EXISTS (SELECT 1 FROM {Suppression._meta.db_table} s
                            WHERE s.workspace_id = m.workspace_id AND s.kind = 'email'
                              AND s.value = m.email
@@ -64,7 +72,7 @@ def add_rows(source: Source, members, *, now: dt.datetime) -> int:
     the same statement and skip reasons as a fan-out. Returns rows added."""
     audience_sql, audience_params = members.order_by().values("id").query.sql_with_params()
     with connection.cursor() as cursor:
-        cursor.execute(_FAN_OUT.format(audience=audience_sql), [
+        cursor.execute(_FAN_OUT.format(audience=audience_sql, inactive=_INACTIVE[source.stream]), [
             source.pk, source.priority, now, now, now, now, source.workspace_id,
             *audience_params])
         added = cursor.rowcount
@@ -82,7 +90,7 @@ def fan_out(source: Source, *, now: dt.datetime | None = None) -> dict[str, int]
     audience = members.order_by().values("id")
     audience_sql, audience_params = audience.query.sql_with_params()
     with connection.cursor() as cursor:
-        cursor.execute(_FAN_OUT.format(audience=audience_sql), [
+        cursor.execute(_FAN_OUT.format(audience=audience_sql, inactive=_INACTIVE[source.stream]), [
             source.pk, source.priority, now, now, now, now, source.workspace_id,
             *audience_params])
         if source.once_per_address:
@@ -242,7 +250,8 @@ def start(source: Source, *, now: dt.datetime | None = None) -> None:
     source = Source.objects.select_for_update().get(pk=source.pk)
     if source.status not in (Source.Status.DRAFT, Source.Status.SCHEDULED):
         return
-    if source.kind == Source.Kind.BULK and (source.segment_id or source.audience is not None):
+    if (source.kind in (Source.Kind.BULK, Source.Kind.NOTICE)
+            and (source.segment_id or source.audience is not None)):
         try:
             fan_out(source, now=now)
         except SegmentError as error:
@@ -254,6 +263,9 @@ def start(source: Source, *, now: dt.datetime | None = None) -> None:
     # started_at is the real moment sending could begin (after the fan-out), not the schedule.
     Source.objects.filter(pk=source.pk).update(status=Source.Status.RUNNING,
                                                started_at=timezone.now())
+    if source.kind == Source.Kind.TRANSACTIONAL:  # a message sent later waited as held
+        Delivery.objects.filter(source=source, status="held").update(status="queued",
+                                                                     next_attempt_at=now)
 
 
 @transaction.atomic

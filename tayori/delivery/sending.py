@@ -12,7 +12,7 @@ from django.utils.translation import gettext as _
 from jinja2 import TemplateSyntaxError
 from jinja2.sandbox import SandboxedEnvironment
 
-from tayori.delivery.models import Delivery, Priority, Source
+from tayori.delivery.models import Delivery, Priority, Source, SourceFile
 from tayori.members.models import Member, Suppression
 from tayori.members.values import FieldError, normalize_email
 
@@ -29,8 +29,20 @@ class ContentRefused(ValueError):
 
 
 @dataclass
+class File:
+    """An attachment, or an inline image when it has a content id (``cid:`` in the HTML)."""
+
+    filename: str
+    content_type: str
+    data: bytes
+    content_id: str = ""
+
+
+@dataclass
 class Content:
-    """What a message says and who it is from (templates are Jinja2, rendered per recipient)."""
+    """What a message says and who it is from (templates are Jinja2, rendered per recipient).
+    ``conditions`` are the segment definitions a template made from blocks tests as
+    ``shown[i]`` (see content.blocks.assemble)."""
 
     subject: str
     from_address: str
@@ -39,7 +51,9 @@ class Content:
     from_name: str = ""
     reply_to: str = ""
     tracking: bool = True
-    extra: dict = field(default_factory=dict)
+    charset: str = "utf-8"
+    conditions: list = field(default_factory=list)
+    files: list[File] = field(default_factory=list)
 
 
 def check_content(content: Content) -> list[FieldError]:
@@ -69,7 +83,14 @@ def check_content(content: Content) -> list[FieldError]:
 def _content_fields(content: Content) -> dict:
     return {"subject": content.subject, "html": content.html, "text": content.text,
             "from_address": content.from_address, "from_name": content.from_name,
-            "reply_to": content.reply_to, "tracking": content.tracking}
+            "reply_to": content.reply_to, "tracking": content.tracking,
+            "charset": content.charset, "conditions": content.conditions}
+
+
+def _store_files(content: Content, source: Source) -> None:
+    SourceFile.objects.bulk_create(
+        SourceFile(source=source, filename=f.filename, content_type=f.content_type, data=f.data,
+                   content_id=f.content_id) for f in content.files)
 
 
 def create_bulk(workspace, content: Content, *, name: str, segment, created_by=None,
@@ -81,18 +102,22 @@ def create_bulk(workspace, content: Content, *, name: str, segment, created_by=N
         errors.append(FieldError("segment", _("Choose a segment of this workspace.")))
     if errors:
         raise ContentRefused(errors)
-    return Source.objects.create(
+    source = Source.objects.create(
         workspace=workspace, kind=Source.Kind.BULK, name=name, segment=segment,
         created_by=created_by, scheduled_at=scheduled_at,
         status=Source.Status.SCHEDULED if scheduled_at else Source.Status.DRAFT,
         **_content_fields(content), **options)
+    _store_files(content, source)
+    return source
 
 
 @transaction.atomic
 def enqueue_message(workspace, content: Content, *, to: str | None = None,
                     member: Member | None = None, data: dict | None = None,
-                    urgent: bool = False, name: str = "", created_by=None) -> Delivery:
-    """One transactional message to a member or an external address, queued at once.
+                    urgent: bool = False, name: str = "", created_by=None,
+                    send_at: dt.datetime | None = None) -> Delivery:
+    """One transactional message to a member or an external address, queued at once (or held
+    until ``send_at``, when the scheduler starts its source).
 
     Transactional mail is the stream an unsubscribed member still receives (an order
     confirmation, an outage notice); a suppressed address or a bounced, complained or blocked
@@ -115,16 +140,20 @@ def enqueue_message(workspace, content: Content, *, to: str | None = None,
     if errors:
         raise ContentRefused(errors)
     now = timezone.now()
+    later = send_at is not None and send_at > now
     priority = Priority.URGENT if urgent else Priority.NORMAL
     source = Source.objects.create(
         workspace=workspace, kind=Source.Kind.TRANSACTIONAL, name=name or content.subject[:200],
-        status=Source.Status.RUNNING, priority=priority, created_by=created_by, total=1,
-        started_at=now, **_content_fields(content))
+        status=Source.Status.SCHEDULED if later else Source.Status.RUNNING, priority=priority,
+        created_by=created_by, total=1, scheduled_at=send_at if later else None,
+        started_at=None if later else now, **_content_fields(content))
+    _store_files(content, source)
     reason = _transactional_skip_reason(workspace, address, member, now)
+    status = "skipped" if reason else "held" if later else "queued"
     return Delivery.objects.create(
         workspace=workspace, source=source, member=member, address=address, priority=priority,
-        data=data or None, status="skipped" if reason else "queued", skip_reason=reason,
-        queued_at=now, next_attempt_at=now, finished_at=now if reason else None)
+        data=data or None, status=status, skip_reason=reason, queued_at=now,
+        next_attempt_at=send_at if later else now, finished_at=now if reason else None)
 
 
 def _transactional_skip_reason(workspace, address, member, now) -> str:

@@ -35,6 +35,7 @@ BODIES = {
     "delivery_pause_send": {},
     "delivery_resume_send": {},
     "delivery_cancel_send": {},
+    "messages_cancel_message": {},
 }
 
 

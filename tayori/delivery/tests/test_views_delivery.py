@@ -133,15 +133,16 @@ def test_relays_keep_their_password_sealed_and_switching_needs_one(owner_client,
     refused = owner_client.post(reverse("delivery:settings"), {"mode": "relays"})
     assert refused.status_code == 400 and DeliverySettings.of(workspace).mode == "sandbox"
     owner_client.post(reverse("delivery:relay-new"), {
-        "name": "main", "host": "smtp.example.jp", "port": 587, "tls": "required",
+        "name": "main", "host": "smtp.example.jp", "port": 587, "tls": "required", "stream": "transactional",
         "username": "tayori", "new_password": "s3cret-pass", "max_connections": 4,
         "max_per_connection": 100, "weight": 1, "active": "on"})
     relay = Relay.objects.get()
     assert "s3cret" not in relay.password and crypto.decrypt(relay.password) == "s3cret-pass"
+    assert relay.stream == "transactional"
     form = owner_client.get(reverse("delivery:relay", args=[relay.pk]))
     assert b"s3cret" not in form.content and relay.password.encode() not in form.content
     owner_client.post(reverse("delivery:relay", args=[relay.pk]), {
-        "name": "main", "host": "smtp.example.jp", "port": 587, "tls": "required",
+        "name": "main", "host": "smtp.example.jp", "port": 587, "tls": "required", "stream": "transactional",
         "username": "tayori", "new_password": "", "max_connections": 4,
         "max_per_connection": 100, "weight": 1, "active": "on"})
     assert crypto.decrypt(Relay.objects.get().password) == "s3cret-pass"

@@ -16,22 +16,29 @@ from tayori.delivery import dkim
 from tayori.delivery.models import DeliverySettings, Relay, SenderDomain
 from tayori.lib import crypto
 
-_DOMAIN = forms.RegexField(regex=r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$",
-                           max_length=253, required=False,
-                           error_messages={"invalid": gettext_lazy("Enter a domain name.")})
+_DOMAIN_PATTERN = r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
+
+
+def _domain(**options) -> forms.RegexField:
+    return forms.RegexField(regex=_DOMAIN_PATTERN, max_length=253, required=False,
+                            error_messages={"invalid": gettext_lazy("Enter a domain name.")},
+                            **options)
 
 
 class SettingsForm(forms.ModelForm):
     class Meta:
         model = DeliverySettings
-        fields = ["mode", "bounce_domain", "tracking_host", "quiet_start", "quiet_end"]
+        fields = ["mode", "bounce_domain", "transactional_bounce_domain", "tracking_host",
+                  "quiet_start", "quiet_end"]
         widgets = {"quiet_start": forms.TimeInput(attrs={"type": "time"}),
                    "quiet_end": forms.TimeInput(attrs={"type": "time"})}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["bounce_domain"] = _DOMAIN
-        self.fields["bounce_domain"].label = _("Bounce domain")
+        for name in ("bounce_domain", "transactional_bounce_domain"):
+            model_field = DeliverySettings._meta.get_field(name)
+            self.fields[name] = _domain(label=model_field.verbose_name.capitalize(),
+                                        help_text=model_field.help_text)
 
     def clean(self):
         data = super().clean()
@@ -48,7 +55,7 @@ class RelayForm(forms.ModelForm):
 
     class Meta:
         model = Relay
-        fields = ["name", "host", "port", "tls", "username", "max_connections",
+        fields = ["name", "host", "port", "tls", "stream", "username", "max_connections",
                   "max_per_connection", "max_per_hour", "weight", "active"]
 
     def save(self, commit=True):
@@ -61,7 +68,7 @@ class RelayForm(forms.ModelForm):
 
 
 class DomainForm(forms.Form):
-    domain = _DOMAIN
+    domain = _domain()
     selector = forms.RegexField(regex=r"^[a-z0-9][a-z0-9-]{0,62}$", initial="tayori",
                                 label=gettext_lazy("DKIM selector"))
     ed25519 = forms.BooleanField(label=gettext_lazy("Add an Ed25519 signature too"),
