@@ -213,7 +213,9 @@ class IdempotentRequest(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["workspace", "key"],
+        # Per API key: a replay needs the key that made the first call, so another key of the
+        # workspace (with other permissions or networks) never reads its answer.
+        constraints = [models.UniqueConstraint(fields=["api_key", "key"],
                                                name="idempotency_key_once")]
 
     def __str__(self):

@@ -1,10 +1,10 @@
 """Idempotency-Key: a POST sent again with the same key gets the first answer, not a second
 delivery, member or notice.
 
-The key is kept 24 hours per workspace. The same key with the same request (method, path,
+The key is kept 24 hours per API key. The same key with the same request (method, path,
 query and body) answers the stored status and body with ``Idempotent-Replayed: true``; with a
 different request 422; while the first call is still running 409. Two identical calls racing
-each other meet at the unique (workspace, key) row: one inserts it and runs, the other is told
+each other meet at the unique (API key, key) row: one inserts it and runs, the other is told
 to wait, so exactly one delivery is created.
 
 Answers that say nothing about the request's effect are not kept, so a retry may still succeed:
@@ -21,6 +21,7 @@ from django.utils.translation import gettext as _
 
 from tayori.accounts.models import ApiKey, IdempotentRequest
 from tayori.api.errors import ApiError
+from tayori.lib.netaddr import client_ip
 
 HEADER = "Idempotency-Key"
 KEEP = dt.timedelta(hours=24)
@@ -68,10 +69,12 @@ def run(request: HttpRequest, view, render_error) -> HttpResponse:
 
 
 def _key_of(request: HttpRequest) -> ApiKey | None:
+    """The request's API key if it may be used from here; otherwise the view refuses it."""
     scheme, _sep, token = request.headers.get("Authorization", "").strip().partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return None
-    return ApiKey.find(token.strip())
+    key = ApiKey.find(token.strip())
+    return key if key is not None and key.allows_ip(client_ip(request)) else None
 
 
 def _fingerprint(request: HttpRequest) -> str:
@@ -86,7 +89,7 @@ def _claim(api_key: ApiKey, key: str, fingerprint: str):
     """Insert the running row (committed at once, so a racing call sees it). Returns
     (row, None) when this call may run, or (None, the earlier row)."""
     now = timezone.now()
-    scope = IdempotentRequest.objects.filter(workspace_id=api_key.workspace_id, key=key)
+    scope = IdempotentRequest.objects.filter(api_key=api_key, key=key)
     for _attempt in range(3):
         scope.filter(created_at__lt=now - KEEP).delete()
         scope.filter(status_code__isnull=True, created_at__lt=now - ABANDONED).delete()

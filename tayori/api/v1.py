@@ -22,6 +22,7 @@ from tayori.api import (
     messages,
     segments,
     suppressions,
+    webhooks,
 )
 from tayori.api.errors import ApiError
 from tayori.api.parsing import TayoriParser
@@ -45,7 +46,7 @@ page (`limit` up to 500). Items come in id order, so a walk never skips or repea
 
 **Retries.** Every POST accepts an `Idempotency-Key` header (any unique string, e.g. a UUID, up
 to 255 characters). Sending the same request with the same key within 24 hours returns the first
-answer (with `Idempotent-Replayed: true`) and creates nothing new; the same key with a different
+answer (with `Idempotent-Replayed: true`) and creates nothing new (keys are per API key); the same key with a different
 request answers 422 `idempotency_key_reused`; while the first call is still running, 409
 `idempotency_in_progress`. Retry any timeout or 5xx with the same key.
 
@@ -190,3 +191,4 @@ api.add_router("/v1/suppressions", suppressions.router)
 api.add_router("/v1/messages", messages.router)
 api.add_router("/v1/sends", delivery.sends_router)
 api.add_router("/v1/deliveries", delivery.deliveries_router)
+api.add_router("/v1/webhooks", webhooks.router)

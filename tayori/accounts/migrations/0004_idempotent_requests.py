@@ -26,7 +26,7 @@ class Migration(migrations.Migration):
                 ('workspace', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='idempotent_requests', to='accounts.workspace')),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('workspace', 'key'), name='idempotency_key_once')],
+                'constraints': [models.UniqueConstraint(fields=('api_key', 'key'), name='idempotency_key_once')],
             },
         ),
     ]

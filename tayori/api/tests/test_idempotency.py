@@ -94,11 +94,25 @@ def test_a_malformed_key_is_refused(api, key):
     assert not Delivery.objects.exists()
 
 
-def test_keys_belong_to_their_workspace(api, outsider_api):
+def test_keys_belong_to_their_api_key(api, outsider_api, client, issue_key):
     assert api.post("/api/v1/messages", MESSAGE, HTTP_IDEMPOTENCY_KEY="k").status_code == 201
     theirs = outsider_api.post("/api/v1/messages", MESSAGE, HTTP_IDEMPOTENCY_KEY="k")
     assert theirs.status_code == 201 and "Idempotent-Replayed" not in theirs
-    assert Delivery.objects.count() == 2
+    # Another key of the same workspace never reads the first key's answer.
+    colleague = Api(client, issue_key()[1])
+    mine = colleague.post("/api/v1/messages", MESSAGE, HTTP_IDEMPOTENCY_KEY="k")
+    assert mine.status_code == 201 and "Idempotent-Replayed" not in mine
+    assert Delivery.objects.count() == 3
+
+
+def test_a_replay_is_refused_from_a_network_the_key_may_not_use(client, issue_key):
+    key, raw = issue_key()
+    api = Api(client, raw)
+    assert api.post("/api/v1/messages", MESSAGE, HTTP_IDEMPOTENCY_KEY="k").status_code == 201
+    key.allowed_cidrs = ["192.0.2.0/24"]
+    key.save()
+    again = api.post("/api/v1/messages", MESSAGE, HTTP_IDEMPOTENCY_KEY="k")
+    assert again.status_code == 403 and "Idempotent-Replayed" not in again
 
 
 def test_every_creating_call_takes_the_key(api):
