@@ -44,7 +44,8 @@ class KeyAuth(HttpBearer):
         return self.authenticate(request, token.strip())
 
     def authenticate(self, request: HttpRequest, token: str) -> ApiKey:
-        key = ApiKey.find(token)
+        found = getattr(request, "tayori_found_key", None)
+        key = found[1] if found and found[0] == token else ApiKey.find(token)
         if key is None:
             raise unauthorized("invalid_key")
         request.api_key = key

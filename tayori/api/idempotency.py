@@ -15,6 +15,7 @@ import datetime as dt
 import hashlib
 
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -74,6 +75,7 @@ def _key_of(request: HttpRequest) -> ApiKey | None:
     if scheme.lower() != "bearer" or not token.strip():
         return None
     key = ApiKey.find(token.strip())
+    request.tayori_found_key = (token.strip(), key)  # KeyAuth looks it up once, not twice
     return key if key is not None and key.allows_ip(client_ip(request)) else None
 
 
@@ -91,8 +93,8 @@ def _claim(api_key: ApiKey, key: str, fingerprint: str):
     now = timezone.now()
     scope = IdempotentRequest.objects.filter(api_key=api_key, key=key)
     for _attempt in range(3):
-        scope.filter(created_at__lt=now - KEEP).delete()
-        scope.filter(status_code__isnull=True, created_at__lt=now - ABANDONED).delete()
+        scope.filter(Q(created_at__lt=now - KEEP)
+                     | Q(status_code__isnull=True, created_at__lt=now - ABANDONED)).delete()
         try:
             with transaction.atomic():
                 return IdempotentRequest.objects.create(

@@ -12,7 +12,6 @@ import datetime as dt
 import mimetypes
 from typing import Literal
 
-from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from ninja import Field, Path, Router, Schema
@@ -204,15 +203,11 @@ def _send_at(payload: MessageIn) -> dt.datetime | None:
     return send_at
 
 
-def _enqueue(request, payload: MessageIn) -> Delivery:
+def _message(request, payload: MessageIn) -> sending.Message:
+    """The message asked for, or an ApiError naming the field at fault."""
     to, member = _recipient(request, payload)
-    content = _content(request, payload)
-    try:
-        return sending.enqueue_message(request.workspace, content, to=to, member=member,
-                                       data=payload.data, urgent=payload.priority == "urgent",
-                                       send_at=_send_at(payload))
-    except sending.ContentRefused as error:
-        raise refused(error) from None
+    return sending.Message(_content(request, payload), to=to, member=member, data=payload.data,
+                           urgent=payload.priority == "urgent", send_at=_send_at(payload))
 
 
 @router.post("", response={201: DeliveryOut, **errors(422)},
@@ -222,8 +217,10 @@ def send_message(request, payload: MessageIn):
     backlog. A suppressed or bounced recipient answers 201 with status `skipped` and the
     reason, so callers can log why. An unsubscribed member still receives transactional
     mail."""
-    with transaction.atomic():
-        delivery = _enqueue(request, payload)
+    result = sending.enqueue_messages(request.workspace, [_message(request, payload)])[0]
+    if isinstance(result, sending.ContentRefused):
+        raise refused(result)
+    delivery = result
     audit.record("message.queued", request=request, target=f"delivery:{delivery.pk}",
                  priority=payload.priority, via="api")
     return Status(201, render_deliveries(request, [delivery])[0])
@@ -250,21 +247,29 @@ class BatchOut(Schema):
              **requires("messages.send"))
 def send_batch(request, payload: BatchIn):
     """Each message succeeds or fails on its own: the results say which, in request order,
-    with the field and reason of each refusal."""
-    results = []
+    with the field and reason of each refusal. The good ones are queued together."""
+    results: list = [None] * len(payload.messages)
+    asked: list[tuple[int, sending.Message]] = []
     for index, item in enumerate(payload.messages):
         try:
-            with transaction.atomic():
-                delivery = _enqueue(request, item)
+            asked.append((index, _message(request, item)))
         except ApiError as error:
-            results.append({"index": index, "id": None, "status": "error", "error": {
-                "code": error.code, "field": error.field, "message": error.message}})
+            results[index] = _batch_error(index, error)
+    answers = sending.enqueue_messages(request.workspace, [m for _i, m in asked])
+    for (index, _m), answer in zip(asked, answers, strict=True):
+        if isinstance(answer, sending.ContentRefused):
+            results[index] = _batch_error(index, refused(answer))
         else:
-            results.append({"index": index, "id": delivery.pk, "status": delivery.status,
-                            "skip_reason": delivery.skip_reason})
+            results[index] = {"index": index, "id": answer.pk, "status": answer.status,
+                              "skip_reason": answer.skip_reason}
     queued = sum(1 for r in results if r["id"])
     audit.record("message.batch_queued", request=request, count=queued, via="api")
     return {"results": results}
+
+
+def _batch_error(index: int, error: ApiError) -> dict:
+    return {"index": index, "id": None, "status": "error",
+            "error": {"code": error.code, "field": error.field, "message": error.message}}
 
 
 def _message_out(request, delivery: Delivery) -> dict:

@@ -4,6 +4,7 @@ one write path for the UI, the API and the CLI, so all of them refuse the same c
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass, field
 
 from django.db import transaction
@@ -12,6 +13,7 @@ from django.utils.translation import gettext as _
 from jinja2 import TemplateSyntaxError
 from jinja2.sandbox import SandboxedEnvironment
 
+from tayori.delivery import signals
 from tayori.delivery.models import Delivery, Priority, Source, SourceFile
 from tayori.members.models import Member, Suppression
 from tayori.members.values import FieldError, normalize_email
@@ -65,11 +67,10 @@ def check_content(content: Content) -> list[FieldError]:
     if not content.html.strip() and not content.text.strip():
         errors.append(FieldError("html", _("Give an HTML body, a text body or both.")))
     for name in CONTENT_FIELDS:
-        try:
-            _SYNTAX.parse(getattr(content, name))
-        except TemplateSyntaxError as error:
+        problem = _syntax_error(getattr(content, name))
+        if problem:
             errors.append(FieldError(name, _("Line %(line)s: %(message)s") % {
-                "line": error.lineno, "message": error.message}))
+                "line": problem[0], "message": problem[1]}))
     if not content.from_address.strip():
         errors.append(FieldError("from_address", _("A sender address is required.")))
     for name in ("from_address", "reply_to"):
@@ -78,6 +79,17 @@ def check_content(content: Content) -> list[FieldError]:
         except FieldError as error:
             errors.append(FieldError(name, error.message))
     return errors
+
+
+@functools.lru_cache(maxsize=256)
+def _syntax_error(template: str) -> tuple[int, str] | None:
+    """Where a template's syntax breaks, if it does. Cached: a batch of a thousand order mails
+    usually shares one template."""
+    try:
+        _SYNTAX.parse(template)
+    except TemplateSyntaxError as error:
+        return error.lineno, error.message
+    return None
 
 
 def _content_fields(content: Content) -> dict:
@@ -111,56 +123,113 @@ def create_bulk(workspace, content: Content, *, name: str, segment, created_by=N
     return source
 
 
-@transaction.atomic
+@dataclass
+class Message:
+    """One transactional message asked for: to a member, or to an address (matched to a member
+    of the workspace when there is one)."""
+
+    content: Content
+    to: str | None = None
+    member: Member | None = None
+    data: dict | None = None
+    urgent: bool = False
+    send_at: dt.datetime | None = None
+    name: str = ""
+
+
 def enqueue_message(workspace, content: Content, *, to: str | None = None,
                     member: Member | None = None, data: dict | None = None,
                     urgent: bool = False, name: str = "", created_by=None,
                     send_at: dt.datetime | None = None) -> Delivery:
-    """One transactional message to a member or an external address, queued at once (or held
-    until ``send_at``, when the scheduler starts its source).
+    """One transactional message (see ``enqueue_messages``); raises ContentRefused."""
+    result = enqueue_messages(workspace, [Message(content, to, member, data, urgent, send_at,
+                                                  name)], created_by=created_by)[0]
+    if isinstance(result, ContentRefused):
+        raise result
+    return result
+
+
+@transaction.atomic
+def enqueue_messages(workspace, messages: list[Message], *,
+                     created_by=None) -> list[Delivery | ContentRefused]:
+    """Transactional messages queued at once (or held until ``send_at``, when the scheduler
+    starts their source), each answered in order by its Delivery or by why it was refused.
 
     Transactional mail is the stream an unsubscribed member still receives (an order
     confirmation, an outage notice); a suppressed address or a bounced, complained or blocked
-    member is skipped with the reason, so the log says why it did not go."""
-    errors = check_content(content)
-    address = ""
-    if member is not None:
-        address = member.email
-        if not address:
-            errors.append(FieldError("to", _("This member has no email address.")))
-    elif to:
-        try:
-            address = normalize_email(to)
-        except FieldError as error:
-            errors.append(FieldError("to", error.message))
-        else:
-            member = Member.objects.filter(workspace=workspace, email=address).first()
-    else:
-        errors.append(FieldError("to", _("Say whom to send to.")))
-    if errors:
-        raise ContentRefused(errors)
+    member is skipped with the reason, so the log says why it did not go. A batch costs a few
+    statements whatever its size: members and suppressions are looked up for all at once, and
+    sources and deliveries are inserted in bulk."""
     now = timezone.now()
-    later = send_at is not None and send_at > now
-    priority = Priority.URGENT if urgent else Priority.NORMAL
-    source = Source.objects.create(
-        workspace=workspace, kind=Source.Kind.TRANSACTIONAL, name=name or content.subject[:200],
-        status=Source.Status.SCHEDULED if later else Source.Status.RUNNING, priority=priority,
-        created_by=created_by, total=1, scheduled_at=send_at if later else None,
+    results: list = [None] * len(messages)
+    addressed: list[tuple[int, Message, str]] = []
+    for index, message in enumerate(messages):
+        errors = check_content(message.content)
+        address = _address(message, errors)
+        if errors:
+            results[index] = ContentRefused(errors)
+        else:
+            addressed.append((index, message, address))
+    if not addressed:
+        return results
+    addresses = {address for _i, _m, address in addressed}
+    members = {m.email: m for m in Member.objects.filter(
+        workspace=workspace, email__in=[a for _i, m, a in addressed if m.member is None])}
+    suppressed = set(Suppression.objects.filter(
+        workspace=workspace, kind="email", value__in=addresses).exclude(
+        expires_at__lte=now).values_list("value", flat=True))
+    sources = Source.objects.bulk_create(
+        _source(workspace, message, now, created_by) for _i, message, _a in addressed)
+    SourceFile.objects.bulk_create(
+        SourceFile(source=source, filename=f.filename, content_type=f.content_type,
+                   data=f.data, content_id=f.content_id)
+        for source, (_i, message, _a) in zip(sources, addressed, strict=True)
+        for f in message.content.files)
+    rows = []
+    for source, (_index, message, address) in zip(sources, addressed, strict=True):
+        member = message.member or members.get(address)
+        reason = (member.status if member is not None and member.status in _NOT_REACHED
+                  else "suppressed" if address in suppressed else "")
+        later = source.scheduled_at is not None
+        rows.append(Delivery(
+            workspace=workspace, source=source, member=member, address=address,
+            priority=source.priority, data=message.data or None,
+            status="skipped" if reason else "held" if later else "queued", skip_reason=reason,
+            queued_at=now, next_attempt_at=source.scheduled_at or now,
+            finished_at=now if reason else None))
+    deliveries = Delivery.objects.bulk_create(rows)
+    for (index, _m, _a), delivery in zip(addressed, deliveries, strict=True):
+        results[index] = delivery
+    signals.emit("queued", deliveries)
+    return results
+
+
+# Members whose address no mail of any stream reaches.
+_NOT_REACHED = (Member.Status.BOUNCED, Member.Status.COMPLAINED, Member.Status.BLOCKED)
+
+
+def _address(message: Message, errors: list[FieldError]) -> str:
+    if message.member is not None:
+        if not message.member.email:
+            errors.append(FieldError("to", _("This member has no email address.")))
+        return message.member.email
+    if not message.to:
+        errors.append(FieldError("to", _("Say whom to send to.")))
+        return ""
+    try:
+        return normalize_email(message.to)
+    except FieldError as error:
+        errors.append(FieldError("to", error.message))
+        return ""
+
+
+def _source(workspace, message: Message, now: dt.datetime, created_by) -> Source:
+    later = message.send_at is not None and message.send_at > now
+    content = message.content
+    return Source(
+        workspace=workspace, kind=Source.Kind.TRANSACTIONAL,
+        name=message.name or content.subject[:200],
+        status=Source.Status.SCHEDULED if later else Source.Status.RUNNING,
+        priority=Priority.URGENT if message.urgent else Priority.NORMAL, created_by=created_by,
+        total=1, scheduled_at=message.send_at if later else None,
         started_at=None if later else now, **_content_fields(content))
-    _store_files(content, source)
-    reason = _transactional_skip_reason(workspace, address, member, now)
-    status = "skipped" if reason else "held" if later else "queued"
-    return Delivery.objects.create(
-        workspace=workspace, source=source, member=member, address=address, priority=priority,
-        data=data or None, status=status, skip_reason=reason, queued_at=now,
-        next_attempt_at=send_at if later else now, finished_at=now if reason else None)
-
-
-def _transactional_skip_reason(workspace, address, member, now) -> str:
-    if member is not None and member.status in (Member.Status.BOUNCED, Member.Status.COMPLAINED,
-                                                Member.Status.BLOCKED):
-        return member.status
-    suppressed = Suppression.objects.filter(workspace=workspace, kind="email", value=address)
-    if suppressed.exclude(expires_at__lte=now).exists():
-        return "suppressed"
-    return ""

@@ -171,3 +171,15 @@ def test_a_batch_carries_each_items_error_code(api, hanako):
     assert results[0]["status"] == "queued"
     assert results[1]["error"]["field"] == "attachments[0].filename"
     assert results[1]["error"]["code"] == "validation_error"
+
+
+def test_a_batch_costs_a_few_statements_whatever_its_size(api, hanako, django_assert_max_num_queries):
+    messages = [{**INLINE, "to": f"buyer{i}@example.org", "data": {"order": f"A-{i}", "items": []}}
+                for i in range(200)] + [{**INLINE, "member_id": hanako.pk}]
+    with django_assert_max_num_queries(25):
+        response = api.post("/api/v1/messages/batch", {"messages": messages})
+    results = response.json()["results"]
+    assert [r["status"] for r in results] == ["queued"] * 201
+    assert len({r["id"] for r in results}) == 201
+    assert Delivery.objects.filter(member=hanako).count() == 1
+    assert Delivery.objects.get(address="buyer7@example.org").data["order"] == "A-7"
