@@ -21,6 +21,14 @@ def setup_django():
 def main():
     setup_django()
     # Importing the modules registers their commands.
-    from tayori.cli import bench, bench_email, bench_tracking, delivery, members, server  # noqa: F401
+    from tayori.cli import (  # noqa: F401
+        bench,
+        bench_api,
+        bench_email,
+        bench_tracking,
+        delivery,
+        members,
+        server,
+    )
 
     app()

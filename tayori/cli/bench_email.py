@@ -129,8 +129,11 @@ def _urgent(workspace, label: str, n) -> int:
 
 
 def _run_send(workspace, segment, *, processes: int, lanes: int, batch: int, urgent_every: float,
-              label: str) -> dict:
-    """Start a bulk send, run workers until it is done, trickle urgent mail meanwhile."""
+              label: str, urgent=None) -> dict:
+    """Start a bulk send, run workers until it is done, trickle urgent mail meanwhile.
+    ``urgent(n)`` queues the n-th urgent message and returns its delivery id (default: straight
+    through sending.enqueue_message; ``tayori bench api`` posts it to the API)."""
+    urgent_one = urgent or (lambda n: _urgent(workspace, label, n))
     from tayori.delivery import queue, sending
     from tayori.delivery.models import Delivery
 
@@ -152,7 +155,7 @@ def _run_send(workspace, segment, *, processes: int, lanes: int, batch: int, urg
         time.sleep(0.02)  # the workers are starting (Django, connections, compiling the source)
     ready = time.perf_counter()
     if urgent_every:  # one message first, so the trickle measures a running urgent lane
-        warm = _urgent(workspace, label, "warm-up")
+        warm = urgent_one("warm-up")
         while Delivery.objects.filter(pk=warm, status="queued").exists():
             time.sleep(0.02)
     urgent = []
@@ -160,7 +163,7 @@ def _run_send(workspace, segment, *, processes: int, lanes: int, batch: int, urg
     while True:
         now = time.perf_counter()
         if urgent_every and now >= next_urgent:
-            urgent.append(_urgent(workspace, label, len(urgent)))
+            urgent.append(urgent_one(len(urgent)))
             next_urgent = now + urgent_every
         left = Delivery.objects.filter(source=source, status__in=queue.WAITING).count()
         if not left:

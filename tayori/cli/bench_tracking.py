@@ -220,8 +220,10 @@ class Workload:
         return sum(self.statuses.values())
 
 
-async def load(port: int, workload: Workload, seconds: float, connections: int) -> dict:
-    """Ask for the workload's requests over keep-alive connections for ``seconds``."""
+async def load(port: int, workload: Workload, seconds: float, connections: int,
+               ok: int = 302) -> dict:
+    """Ask for the workload's requests over keep-alive connections for ``seconds``; answers
+    other than ``ok`` count as errors."""
     end = time.perf_counter() + seconds
     statuses: Counter = Counter()
 
@@ -240,7 +242,7 @@ async def load(port: int, workload: Workload, seconds: float, connections: int) 
     workload.statuses.update(statuses)
     done = sum(statuses.values())
     return {"responses": done, "per_s": done / elapsed,
-            "errors": done - statuses[302]}
+            "errors": done - statuses[ok]}
 
 
 async def probe(port: int, probes: dict[int, bytes], every: float, accepted: dict) -> None:
