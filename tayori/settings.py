@@ -41,6 +41,8 @@ INSTALLED_APPS = [
     "tayori.content",
     "tayori.campaigns",
     "tayori.tracking",
+    "tayori.incidents",
+    "tayori.webhooks",
     "tayori.web",
 ]
 

@@ -22,6 +22,9 @@ urlpatterns = [
     path("campaigns/", include("tayori.campaigns.views")),
     path("api/", include("tayori.api.urls")),
     path("t/", include("tayori.tracking.views")),
+    path("t/", include("tayori.incidents.history")),
+    path("notices/", include("tayori.incidents.views")),
     path("analytics/", include("tayori.tracking.pages")),
     path("mail/tracking/", include("tayori.tracking.setup")),
+    path("mail/webhooks/", include("tayori.webhooks.views")),
 ]

@@ -60,6 +60,8 @@ from tayori.delivery.models import (
     Source,
     SourceFile,
 )
+from tayori.incidents.models import Incident, Notice, NoticeType, Service
+from tayori.lib import crypto
 from tayori.members.models import (
     Attribute,
     ConsentRecord,
@@ -79,6 +81,7 @@ from tayori.tracking.models import (
     TrackingDomain,
     TrackingSettings,
 )
+from tayori.webhooks.models import Attempt, Endpoint, WebhookEvent
 
 # The REST API has its own isolation tests; the public tracking routes take signed tokens, not
 # ids, and tayori/tracking/tests/test_endpoints.py checks that forged ones are refused.
@@ -93,6 +96,7 @@ KWARG_MODELS = {
     "list_pk": MemberList,
     "consent_pk": ConsentRecord,
     "file_pk": TemplateFile,
+    "type_pk": NoticeType,
 }
 
 ROUTE_PK_MODELS = {
@@ -154,6 +158,23 @@ ROUTE_PK_MODELS = {
     "analytics:source": Source,
     "analytics:link-title": Source,
     "analytics:responses-csv": Source,
+    "incidents:notice": Notice,
+    "incidents:edit": Notice,
+    "incidents:progress": Notice,
+    "incidents:confirm": Notice,
+    "incidents:cancel": Notice,
+    "incidents:service": Service,
+    "incidents:type": NoticeType,
+    "webhooks:endpoint": Endpoint,
+    "webhooks:edit": Endpoint,
+    "webhooks:secret": Endpoint,
+    "webhooks:rotate": Endpoint,
+    "webhooks:test": Endpoint,
+    "webhooks:active": Endpoint,
+    "webhooks:delete": Endpoint,
+    "webhooks:replay-failed": Endpoint,
+    "webhooks:event": WebhookEvent,
+    "webhooks:event-replay": WebhookEvent,
 }
 GENERIC_KWARGS = ("pk", "id")
 
@@ -295,6 +316,25 @@ FACTORIES = {
     Breakdown: lambda ws, tag, objects: Breakdown.objects.create(
         workspace=ws, source=objects[Source], kind="click", dimension="link", value="0",
         total=1, unique=1),
+    Service: lambda ws, tag: Service.objects.create(workspace=ws, code=f"svc_{tag}",
+                                                    name=f"Service {tag}"),
+    NoticeType: lambda ws, tag: NoticeType.objects.create(
+        workspace=ws, name=f"Outage {tag}", subject="{{ notice.what }}",
+        text="secret of " + ws.slug, from_address=f"status@{ws.slug}.example.jp", target="everyone",
+        fields=[{"key": "what", "label": "What", "kind": "text", "required": True}]),
+    Incident: lambda ws, tag: Incident.objects.create(workspace=ws, title=f"Incident {tag}"),
+    Notice: lambda ws, tag, objects: Notice.objects.create(
+        workspace=ws, type=objects[NoticeType], incident=objects[Incident],
+        values={"what": "secret of " + ws.slug}, subject=f"Subject {tag}"),
+    Endpoint: lambda ws, tag: Endpoint.objects.create(
+        workspace=ws, url=f"https://{ws.slug}.example.jp/hooks/{tag}", events=["message.sent"],
+        secret=crypto.encrypt(f"whsec_secret-of-{ws.slug}")),
+    WebhookEvent: lambda ws, tag, objects: WebhookEvent.objects.create(
+        workspace=ws, endpoint=objects[Endpoint], uid=f"evt_{tag}_{ws.slug}", type="message.sent",
+        body='{"secret": "' + ws.slug + '"}', status="gave_up", retry_until=timezone.now()),
+    Attempt: lambda ws, tag, objects: Attempt.objects.create(
+        workspace=ws, endpoint=objects[Endpoint], event=objects[WebhookEvent], number=1,
+        status_code=500, response="secret of " + ws.slug),
     # Some routes only serve an object in a particular state; a variant provides one, so that a
     # view that forgot the workspace would really hand it out.
     "import job with an error report": lambda ws, tag: _job(ws, tag, Job.Kind.IMPORT),

@@ -20,6 +20,7 @@ from tayori.api import (
     lists,
     members,
     messages,
+    notices,
     segments,
     suppressions,
     webhooks,
@@ -191,4 +192,6 @@ api.add_router("/v1/suppressions", suppressions.router)
 api.add_router("/v1/messages", messages.router)
 api.add_router("/v1/sends", delivery.sends_router)
 api.add_router("/v1/deliveries", delivery.deliveries_router)
+api.add_router("/v1/notices", notices.router)
+api.add_router("/v1/notice-types", notices.types_router)
 api.add_router("/v1/webhooks", webhooks.router)

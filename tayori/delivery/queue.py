@@ -15,6 +15,7 @@ from django.db import connection, transaction
 from django.db.models import Count, F
 from django.utils import timezone
 
+from tayori.delivery import signals
 from tayori.delivery.models import Delivery, Priority, Source
 from tayori.members.models import Member, Suppression
 from tayori.members.segments.language import SegmentError
@@ -219,7 +220,9 @@ def record(worker: str, outcomes: list[Outcome], *, now: dt.datetime | None = No
             cursor.executemany(_RECORD_SQLITE, [
                 (status, reply, mid, mid, retry_at, sent_at, finished_at, spent, pk, worker)
                 for pk, status, reply, mid, retry_at, sent_at, finished_at, spent in rows])
-        return cursor.rowcount
+        recorded = cursor.rowcount
+    signals.emit("recorded", outcomes, now)
+    return recorded
 
 
 _PROMOTE = f"""

@@ -86,7 +86,8 @@ class _Joined:
             value = context.get(root, _MISSING)
             if type(value) is _Links:  # tracking links: no need for the sandbox's checks
                 out[index] = value.click(call) if call is not None else (
-                    value.open if keys == ("open",) else value.web if keys == ("web",) else "")
+                    value.open if keys == ("open",) else value.web if keys == ("web",)
+                    else value.notices if keys == ("notices",) else "")
                 continue
             for key in keys:
                 if type(value) is dict:
@@ -200,6 +201,10 @@ class _Links:
     @property
     def web(self) -> str:  # the message in a browser
         return tokens.link(self.host, tokens.WEB, self.delivery_id) if self.host else ""
+
+    @property
+    def notices(self) -> str:  # the incident notices this recipient received
+        return tokens.link(self.host, tokens.NOTICES, self.delivery_id) if self.host else ""
 
 
 def _header_text(value: str) -> str:

@@ -6,6 +6,8 @@ that reads them back (bounces, tracking, unsubscribe):
 - open pixel:        ``https://<tracking host>/t/o/<token>.gif``  purpose ``o``
 - unsubscribe:       ``https://<tracking host>/t/u/<token>`` and ``mailto:unsubscribe+<token>@<bounce domain>``
 - web version:       ``https://<tracking host>/t/w/<token>``
+- notice history:    ``https://<tracking host>/t/n/<token>``      purpose ``n``, the recipient's
+                     incident notices (tayori.incidents.history; refused by age there)
 - conversion:        ``https://<tracking host>/t/v/<token>.gif``  purpose ``v``, handed to the
                      landing page in the click's redirect (``?tayori_c=<token>``)
 
@@ -27,6 +29,7 @@ from django.conf import settings
 
 MAC_BYTES = 10
 BOUNCE, CLICK, OPEN, UNSUBSCRIBE, WEB, CONVERSION = "b", "c", "o", "u", "w", "v"
+NOTICES = "n"
 
 
 @lru_cache(maxsize=16)
@@ -102,6 +105,7 @@ def base_url(host: str) -> str:
 
 
 def link(host: str, purpose: str, *numbers: int) -> str:
-    path = {CLICK: "c", OPEN: "o", UNSUBSCRIBE: "u", WEB: "w", CONVERSION: "v"}[purpose]
+    path = {CLICK: "c", OPEN: "o", UNSUBSCRIBE: "u", WEB: "w", CONVERSION: "v",
+            NOTICES: "n"}[purpose]
     suffix = ".gif" if purpose in (OPEN, CONVERSION) else ""
     return f"{base_url(host)}/t/{path}/{make(purpose, *numbers)}{suffix}"

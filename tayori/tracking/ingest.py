@@ -4,7 +4,9 @@ transaction: the events, each delivery's response row, the hourly rollups and th
 so dashboards read a few rows instead of scanning events. A crash loses at most the last
 second's hits, which a tracking pixel can afford.
 
-Listeners (response notifications) hear of people's clicks after each write commits."""
+Listeners hear of what people did after each write commits: ``LISTENERS`` (response
+notifications) of their clicks, ``EVENT_LISTENERS`` (webhooks) of all their events; machines'
+events are told to neither."""
 
 from __future__ import annotations
 
@@ -40,6 +42,8 @@ MAX_PENDING = 200_000  # beyond this (database down), new hits are dropped, not 
 
 # Callables taking the list of stored human click Events, run after each write commits.
 LISTENERS: list = []
+# Callables taking the list of every stored human Event (any kind), likewise.
+EVENT_LISTENERS: list = []
 
 
 @dataclass(slots=True)
@@ -193,7 +197,10 @@ def store(hits: list[Hit]) -> int:
                    [(*key, *values) for key, values in sorted(breakdowns.items())])
         clicks = [e for e in stored if e.kind == Kind.CLICK and not e.machine]
         if clicks and LISTENERS:
-            transaction.on_commit(lambda: _tell(clicks))
+            transaction.on_commit(lambda: _tell(clicks, LISTENERS))
+        people = [e for e in stored if not e.machine]
+        if people and EVENT_LISTENERS:
+            transaction.on_commit(lambda: _tell(people, EVENT_LISTENERS))
     return len(stored)
 
 
@@ -319,9 +326,9 @@ def _increment(model, key_columns, count_columns, conflict, rows) -> None:
         cursor.executemany(sql, rows)
 
 
-def _tell(clicks: list[Event]) -> None:
-    for listener in LISTENERS:
+def _tell(events: list[Event], listeners: list) -> None:
+    for listener in listeners:
         try:
-            listener(clicks)
+            listener(events)
         except Exception:
-            log.exception("a click listener failed")
+            log.exception("a tracking listener failed")

@@ -1,9 +1,14 @@
 """What an opt-out changes: the member stops receiving broadcast mail (transactional mail still
 reaches them), their consent records are closed with how and when, and an address outside the
 members is suppressed. Imports never turn an unsubscribed member active again (members.services)
-unless a new consent comes with them. Repeating an opt-out changes nothing."""
+unless a new consent comes with them. Repeating an opt-out changes nothing.
+
+Listeners (webhooks) registered in ``LISTENERS`` hear of each opt-out that changed something,
+as ``listener(delivery, method)`` once it is committed."""
 
 from __future__ import annotations
+
+import logging
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -12,9 +17,28 @@ from tayori.delivery.models import Delivery
 from tayori.lib.netaddr import client_ip
 from tayori.members.models import ConsentRecord, ListMembership, Member, Suppression
 
+log = logging.getLogger(__name__)
+
+LISTENERS: list = []
+
 
 def unsubscribe(delivery: Delivery, *, method: str, request=None) -> bool:
     """Opt the delivery's recipient out; True when this changed something."""
+    changed = _unsubscribe(delivery, method=method, request=request)
+    if changed and LISTENERS:
+        transaction.on_commit(lambda: _tell(delivery, method))
+    return changed
+
+
+def _tell(delivery: Delivery, method: str) -> None:
+    for listener in LISTENERS:
+        try:
+            listener(delivery, method)
+        except Exception:
+            log.exception("an opt-out listener failed")
+
+
+def _unsubscribe(delivery: Delivery, *, method: str, request=None) -> bool:
     now = timezone.now()
     member = delivery.member
     if member is None:

@@ -12,6 +12,8 @@ NAVIGATION = [
         ("members:suppressions", _("Suppressions"), "members.view"),
     ]),
     (_("Mail"), [
+        ("incidents:index", _("Incident notices"), "notices.send"),
+        ("incidents:types", _("Notice types"), "notices.manage"),
         ("campaigns:list", _("Campaigns"), "campaigns.create"),
         ("content:templates", _("Templates"), "templates.manage"),
         ("content:identities", _("Senders"), "templates.manage"),
@@ -23,6 +25,7 @@ NAVIGATION = [
         ("delivery:outbox", _("Sandbox outbox"), "deliveries.view"),
         ("delivery:settings", _("Sending settings"), "settings.manage"),
         ("tracking_setup:settings", _("Tracking settings"), "settings.manage"),
+        ("webhooks:list", _("Webhooks"), "webhooks.manage"),
     ]),
     (_("Workspace"), [
         ("accounts:operators", _("Operators"), "operators.manage"),

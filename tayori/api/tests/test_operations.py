@@ -50,14 +50,14 @@ def test_no_operation_answers_without_a_key(client, db, method, route, operation
 
 
 WRITE_PERMISSIONS = {"members.edit", "members.import", "messages.send", "campaigns.create",
-                     "campaigns.send"}
+                     "campaigns.send", "notices.send", "webhooks.manage"}
 
 
 def test_reads_need_a_view_permission_and_writes_a_write_permission():
     for method, route, operation in OPERATIONS:
         permission = operation.auth_callbacks[0].permission
         if method == "GET":
-            assert permission in ("members.view", "deliveries.view"), route
+            assert permission in ("members.view", "deliveries.view", "webhooks.manage"), route
         else:
             assert permission in WRITE_PERMISSIONS, f"{method} {route}"
 

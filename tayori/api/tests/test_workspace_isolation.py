@@ -9,9 +9,11 @@ import re
 
 import pytest
 from django.core import serializers
+from django.utils import timezone
 
 from tayori.api.tests.test_operations import OPERATIONS
 from tayori.delivery.models import Delivery, Source
+from tayori.incidents.models import Incident, Notice, NoticeType
 from tayori.members.models import (
     Attribute,
     ConsentRecord,
@@ -21,6 +23,8 @@ from tayori.members.models import (
     Segment,
     Suppression,
 )
+from tayori.webhooks import endpoints
+from tayori.webhooks.models import Endpoint, WebhookEvent
 
 # A body each writing operation accepts, so that it reaches the row lookup (not a 422 first).
 BODIES = {
@@ -36,6 +40,9 @@ BODIES = {
     "delivery_resume_send": {},
     "delivery_cancel_send": {},
     "messages_cancel_message": {},
+    "webhooks_update_endpoint": {"description": "Mine now"},
+    "webhooks_rotate_secret": {},
+    "webhooks_replay_event": {},
 }
 
 
@@ -56,15 +63,30 @@ def theirs(other_workspace):
                                    from_address="a@example.jp", subject="s", segment=segment)
     delivery = Delivery.objects.create(workspace=other_workspace, source=source, member=member,
                                        address=member.email)
+    notice = Notice.objects.create(
+        workspace=other_workspace, incident=Incident.objects.create(
+            workspace=other_workspace, title="Theirs"), type=NoticeType.objects.create(
+            workspace=other_workspace, name="Theirs", subject="s", text="t",
+            from_address="a@example.jp", target="everyone"))
     return {"member_id": member.pk, "list_id": member_list.pk, "segment_id": segment.pk,
             "suppression_id": suppression.pk, "consent_id": consent.pk, "key": attribute.key,
-            "send_id": source.pk, "delivery_id": delivery.pk}
+            "send_id": source.pk, "delivery_id": delivery.pk, "notice_id": notice.pk,
+            **_webhook_rows(other_workspace)}
+
+
+def _webhook_rows(workspace) -> dict:
+    endpoint, _secret = endpoints.create(workspace, url="https://theirs.example.jp/hook",
+                                         events=["message.sent"])
+    event = WebhookEvent.objects.create(workspace=workspace, endpoint=endpoint, uid="evt_theirs",
+                                        type="message.sent", body="{}", status="gave_up",
+                                        retry_until=timezone.now())
+    return {"endpoint_id": endpoint.pk, "event_id": event.pk}
 
 
 def snapshot(workspace) -> str:
     rows = []
     for model in (Attribute, Member, MemberList, ListMembership, Segment, Suppression,
-                  ConsentRecord, Source, Delivery):
+                  ConsentRecord, Source, Delivery, Notice, Endpoint, WebhookEvent):
         queryset = model.objects.all()
         field = "member_list__workspace" if model is ListMembership else "workspace"
         rows.extend(queryset.filter(**{field: workspace}).order_by("pk"))
