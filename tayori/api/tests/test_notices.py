@@ -150,3 +150,13 @@ def test_sending_needs_the_notice_permission(client, issue_key, merchants):
     assert sender_only.get("/api/v1/notices").status_code == 403
     assert sender_only.post("/api/v1/notices", OUTAGE).status_code == 201
     assert Notice.objects.count() == 1
+
+
+def test_a_retried_notice_is_sent_once(monitor, merchants):
+    """The monitoring system timed out and posts again with the same Idempotency-Key."""
+    first = monitor.post("/api/v1/notices", OUTAGE, HTTP_IDEMPOTENCY_KEY="incident-0312")
+    again = monitor.post("/api/v1/notices", OUTAGE, HTTP_IDEMPOTENCY_KEY="incident-0312")
+    assert first.status_code == again.status_code == 201
+    assert again.json() == first.json() and again["Idempotent-Replayed"] == "true"
+    assert Notice.objects.count() == 1
+    assert Delivery.objects.filter(source__kind="notice").count() == 5

@@ -177,7 +177,7 @@ def test_a_role_without_personal_data_may_not_choose_where_events_go(client, wor
     client.force_login(make_operator(workspace, "dev@sample.jp", "Integrator"))
     refused = client.post("/mail/webhooks/new/", {"url": "https://hooks.example.jp/a",
                                                   "events": ["message.sent"]})
-    assert refused.status_code == 400 and "personal information" in refused.content.decode()
+    assert refused.status_code == 400 and "個人情報の閲覧権限" in refused.content.decode()
     endpoint, _secret = endpoint_of(events=["message.sent"])
     moved = client.post(f"/mail/webhooks/{endpoint.pk}/edit/", {
         "url": "https://elsewhere.example.jp/", "events": ["message.sent"]})
