@@ -209,10 +209,11 @@ class IdempotentRequest(models.Model):
     fingerprint = models.CharField(max_length=64)  # SHA-256 of method, path, query and body
     status_code = models.PositiveSmallIntegerField(null=True)
     content_type = models.CharField(max_length=100, blank=True)
-    body = models.BinaryField(default=b"")
+    body = models.BinaryField(default=b"")  # the answer, sealed with tayori.lib.crypto
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
+        indexes = [models.Index(fields=["api_key", "created_at"], name="idempotency_expiry")]
         # Per API key: a replay needs the key that made the first call, so another key of the
         # workspace (with other permissions or networks) never reads its answer.
         constraints = [models.UniqueConstraint(fields=["api_key", "key"],

@@ -8,20 +8,21 @@ each other meet at the unique (API key, key) row: one inserts it and runs, the o
 to wait, so exactly one delivery is created.
 
 Answers that say nothing about the request's effect are not kept, so a retry may still succeed:
-server errors, authentication and permission refusals, and rate limiting.
+server errors, authentication and permission refusals, and rate limiting; their effect, if any,
+is rolled back. Kept answers are sealed (crypto.encrypt): one may carry a webhook secret.
 """
 
 import datetime as dt
 import hashlib
 
 from django.db import IntegrityError, transaction
-from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from tayori.accounts.models import ApiKey, IdempotentRequest
 from tayori.api.errors import ApiError
+from tayori.lib import crypto
 from tayori.lib.netaddr import client_ip
 
 HEADER = "Idempotency-Key"
@@ -61,11 +62,24 @@ def run(request: HttpRequest, view, render_error) -> HttpResponse:
                 _("A request with this Idempotency-Key is still running. Retry shortly."),
                 field=HEADER, headers={"Retry-After": "1"}))
         return _replay(earlier)
-    response = None
+    # The effect and the stored answer commit together: an answer that is not kept (a server
+    # error after the view wrote something, a refusal) rolls the effect back with it, so a
+    # retry with the same key never makes a second one.
+    kept = False
     try:
-        response = view()
+        with transaction.atomic():
+            response = view()
+            kept = response.status_code < 500 and response.status_code not in NOT_KEPT
+            if kept:
+                IdempotentRequest.objects.filter(pk=claimed.pk).update(
+                    status_code=response.status_code,
+                    content_type=response.get("Content-Type", "")[:100],
+                    body=crypto.encrypt(response.content).encode())
+            else:
+                transaction.set_rollback(True)
     finally:
-        _settle(claimed, response)
+        if not kept:
+            claimed.delete()
     return response
 
 
@@ -93,8 +107,9 @@ def _claim(api_key: ApiKey, key: str, fingerprint: str):
     now = timezone.now()
     scope = IdempotentRequest.objects.filter(api_key=api_key, key=key)
     for _attempt in range(3):
-        scope.filter(Q(created_at__lt=now - KEEP)
-                     | Q(status_code__isnull=True, created_at__lt=now - ABANDONED)).delete()
+        # This key's expired answers go as it makes new calls (an index on (api key, time)).
+        IdempotentRequest.objects.filter(api_key=api_key, created_at__lt=now - KEEP).delete()
+        scope.filter(status_code__isnull=True, created_at__lt=now - ABANDONED).delete()
         try:
             with transaction.atomic():
                 return IdempotentRequest.objects.create(
@@ -108,17 +123,10 @@ def _claim(api_key: ApiKey, key: str, fingerprint: str):
     raise RuntimeError("idempotency key could not be claimed")
 
 
-def _settle(row: IdempotentRequest, response: HttpResponse | None) -> None:
-    if response is None or response.status_code >= 500 or response.status_code in NOT_KEPT:
-        row.delete()
-        return
-    IdempotentRequest.objects.filter(pk=row.pk).update(
-        status_code=response.status_code, content_type=response.get("Content-Type", "")[:100],
-        body=response.content)
-
-
 def _replay(row: IdempotentRequest) -> HttpResponse:
-    response = HttpResponse(bytes(row.body), status=row.status_code,
+    # Sealed at rest: an answer may carry a webhook secret or recipients' addresses.
+    response = HttpResponse(crypto.decrypt_bytes(bytes(row.body).decode()),
+                            status=row.status_code,
                             content_type=row.content_type or "application/json")
     response["Idempotent-Replayed"] = "true"
     return response

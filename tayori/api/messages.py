@@ -10,6 +10,7 @@ import base64
 import binascii
 import datetime as dt
 import mimetypes
+import re
 from typing import Literal
 
 from django.utils import timezone
@@ -39,6 +40,11 @@ MAX_SCHEDULE = dt.timedelta(days=30)
 # Files mail filters quarantine on sight: refused here rather than bounced there.
 BLOCKED_EXTENSIONS = frozenset({"exe", "bat", "cmd", "com", "scr", "pif", "js", "jse", "vbs",
                                 "vbe", "wsf", "msi", "jar", "ps1", "hta", "cpl", "lnk"})
+
+
+# What goes into MIME part headers verbatim: RFC 2045 tokens, and a plain Content-ID.
+_MEDIA_TYPE = re.compile(r"[A-Za-z0-9!#$&^_.+-]{1,63}/[A-Za-z0-9!#$&^_.+-]{1,63}")
+_CONTENT_ID = re.compile(r"[A-Za-z0-9._@-]{1,200}")
 
 
 class AttachmentIn(InSchema):
@@ -145,7 +151,8 @@ def _attachments(items: list[AttachmentIn]) -> list[sending.File]:
         if any(c in name for c in "/\\\r\n\0"):
             raise invalid(f"{field}.filename", _("A file name may not contain slashes or line "
                                                  "breaks."))
-        if name.rpartition(".")[2].lower() in BLOCKED_EXTENSIONS:
+        # Windows drops trailing dots and spaces: "setup.exe." runs as setup.exe.
+        if name.rstrip(". ").rpartition(".")[2].lower() in BLOCKED_EXTENSIONS:
             raise invalid(f"{field}.filename", _("Programs and scripts cannot be attached: mail "
                                                  "filters would reject the message."))
         try:
@@ -157,9 +164,11 @@ def _attachments(items: list[AttachmentIn]) -> list[sending.File]:
             raise invalid(f"{field}.content", _("Attachments may total %(mb)s MB at most.")
                           % {"mb": MAX_ATTACHMENT_BYTES // 2**20})
         kind = item.content_type or mimetypes.guess_type(name)[0] or "application/octet-stream"
-        if kind.count("/") != 1 or any(c in kind for c in " \r\n;"):
+        if not _MEDIA_TYPE.fullmatch(kind):
             raise invalid(f"{field}.content_type", _("Give a media type such as "
                                                      "application/pdf."))
+        if item.content_id and not _CONTENT_ID.fullmatch(item.content_id):
+            raise invalid(f"{field}.content_id", _("Use letters, digits and . - _ @ only."))
         files.append(sending.File(name, kind, data, item.content_id))
     return files
 
@@ -292,10 +301,10 @@ def cancel_message(request, delivery_id: int = Path(..., ge=1, le=MAX_ID)):
     """A scheduled or deferred message can be called back until it is handed to a relay."""
     delivery = get_scoped(Delivery, request, delivery_id, _("Message"),
                           source__kind__in=("transactional",))
-    if delivery.status not in ("queued", "held", "deferred"):
+    if not queue.cancel_message(delivery):
+        delivery.refresh_from_db()
         raise conflict(_("This message cannot be cancelled: it is %(status)s.")
                        % {"status": delivery.status}, field="status")
-    queue.cancel(delivery.source)
     audit.record("message.cancelled", request=request, target=f"delivery:{delivery.pk}",
                  via="api")
     delivery.refresh_from_db()

@@ -68,14 +68,16 @@ def _relax() -> None:
 
 
 class Lane:
-    """One claim/send loop with its own channels (one per workspace and stream)."""
+    """One claim/send loop with its own channels (one per workspace and set of relays)."""
 
     def __init__(self, worker: Worker, name: str, *, batch: int, min_priority: int,
                  idle: float, db: Database):
         self.worker, self.name, self.db = worker, name, db
         self.batch, self.min_priority, self.idle = batch, min_priority, idle
         self.urgent = min_priority >= Priority.URGENT
-        self.channels: dict[tuple[int, str], Outbox | Relays] = {}
+        # Channels by route: (workspace, its relays' ids, or None for the sandbox outbox).
+        self.channels: dict[tuple, Outbox | Relays] = {}
+        self.routes: dict[tuple[int, str], tuple] = {}  # (workspace, stream) -> route
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -147,13 +149,24 @@ class Lane:
         return any(o.kind != "requeue" for o in outcomes)
 
     async def channel(self, workspace_id: int, stream: str = Stream.BROADCAST) -> Outbox | Relays:
-        key = (workspace_id, stream)
-        if key not in self.channels:
+        """The channel for a workspace's stream. Streams that use the same relays share one
+        channel; before a channel sends, this lane's other channels that hold a connection to
+        one of its relays give it up — a relay's connection slots are shared by all lanes, and
+        a lane must never wait for a slot it holds itself."""
+        route = self.routes.get((workspace_id, stream))
+        if route is None:
             mode, relays = await self.db(_sending_setup, workspace_id, stream)
-            self.channels[key] = (
-                Relays(relays, helo=self.worker.helo, db=self.db, limits=self.worker.limits)
-                if mode == DeliverySettings.Mode.RELAYS else Outbox(self.db))
-        return self.channels[key]
+            relayed = mode == DeliverySettings.Mode.RELAYS
+            route = (workspace_id, frozenset(r.pk for r in relays) if relayed else None)
+            self.routes[workspace_id, stream] = route
+            if route not in self.channels:
+                self.channels[route] = (
+                    Relays(relays, helo=self.worker.helo, db=self.db, limits=self.worker.limits)
+                    if relayed else Outbox(self.db))
+        for other, channel in self.channels.items():
+            if other != route and other[1] and route[1] and other[1] & route[1]:
+                await channel.close()
+        return self.channels[route]
 
 
 class MemberRow(NamedTuple):
@@ -235,6 +248,7 @@ class Worker:
             for channel in lane.channels.values():
                 await channel.close()
             lane.channels.clear()
+            lane.routes.clear()
         for database in self.databases:
             await database.close()
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, F
+from django.db.models import Count, Exists, F, OuterRef
 from django.utils import timezone
 
 from tayori.delivery import signals
@@ -267,8 +267,36 @@ def start(source: Source, *, now: dt.datetime | None = None) -> None:
     Source.objects.filter(pk=source.pk).update(status=Source.Status.RUNNING,
                                                started_at=timezone.now())
     if source.kind == Source.Kind.TRANSACTIONAL:  # a message sent later waited as held
-        Delivery.objects.filter(source=source, status="held").update(status="queued",
-                                                                     next_attempt_at=now)
+        _release_held(source, now)
+
+
+def _release_held(source: Source, now: dt.datetime) -> None:
+    """Queue a scheduled message — unless, since it was asked for, its member bounced,
+    complained or was blocked, or its address was suppressed."""
+    held = Delivery.objects.filter(source=source, status="held")
+    for status in ("bounced", "complained", "blocked"):
+        held.filter(member__status=status).update(status="skipped", skip_reason=status,
+                                                  finished_at=now)
+    suppressed = Suppression.objects.filter(workspace_id=source.workspace_id, kind="email",
+                                            value=OuterRef("address")).exclude(
+                                                expires_at__lte=now)
+    held.filter(Exists(suppressed)).update(status="skipped", skip_reason=SUPPRESSED,
+                                           finished_at=now)
+    held.update(status="queued", next_attempt_at=now)
+
+
+def cancel_message(delivery: Delivery, *, now: dt.datetime | None = None) -> bool:
+    """Call back one transactional message not yet handed to a relay; False when it is too
+    late (claimed by a worker, sent, or finished)."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        cancelled = Delivery.objects.filter(
+            pk=delivery.pk, status__in=["queued", "held", "deferred"]).update(
+            status="cancelled", finished_at=now, claimed_by="")
+        if cancelled:
+            Source.objects.filter(pk=delivery.source_id).update(
+                status=Source.Status.CANCELLED, finished_at=now)
+    return bool(cancelled)
 
 
 @transaction.atomic

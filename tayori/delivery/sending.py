@@ -217,10 +217,13 @@ def _address(message: Message, errors: list[FieldError]) -> str:
         errors.append(FieldError("to", _("Say whom to send to.")))
         return ""
     try:
-        return normalize_email(message.to)
+        address = normalize_email(message.to)
     except FieldError as error:
         errors.append(FieldError("to", error.message))
         return ""
+    if not address:  # only spaces
+        errors.append(FieldError("to", _("Say whom to send to.")))
+    return address
 
 
 def _source(workspace, message: Message, now: dt.datetime, created_by) -> Source:

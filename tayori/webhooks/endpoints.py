@@ -137,13 +137,14 @@ def enable(endpoint: Endpoint) -> bool:
 
 
 def replay(event: WebhookEvent, *, now: dt.datetime | None = None) -> bool:
-    """Send the event again as soon as possible, with a fresh three-day retry window (the same
-    id and body: receivers that saw it already can tell). False while it is being sent."""
+    """Send the event again as soon as possible, with a fresh three-day retry window and backoff
+    from its first step (the same id and body: receivers that saw it already can tell; its
+    earlier attempts stay in the log). False while it is being sent."""
     now = now or timezone.now()
     changed = WebhookEvent.objects.filter(pk=event.pk).exclude(
         status=WebhookEvent.Status.SENDING).update(
         status=WebhookEvent.Status.PENDING, next_attempt_at=now, retry_until=now + RETRY_FOR,
-        claimed_by="")
+        attempts=0, claimed_by="")
     if changed:
         # The operator asks for it now: the endpoint's rest (after failures) ends too.
         Endpoint.objects.filter(pk=event.endpoint_id, resting_until__gt=now).update(
@@ -159,7 +160,7 @@ def replay_failed(endpoint: Endpoint, since: dt.datetime, *,
         endpoint_id=endpoint.pk, created_at__gte=since,
         status__in=[WebhookEvent.Status.FAILED, WebhookEvent.Status.GAVE_UP]).update(
         status=WebhookEvent.Status.PENDING, next_attempt_at=now, retry_until=now + RETRY_FOR,
-        claimed_by="")
+        attempts=0, claimed_by="")
     if changed:
         Endpoint.objects.filter(pk=endpoint.pk, resting_until__gt=now).update(resting_until=None)
     return changed

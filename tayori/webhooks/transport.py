@@ -10,10 +10,12 @@ workspace's endpoint must not reach the machine's own services or a cloud metada
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import ipaddress
 import socket
 import ssl
+import threading
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -108,10 +110,22 @@ class _PinnedTLS(http.client.HTTPSConnection):
         self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
 
 
+def _cut(connection, cut: threading.Event) -> None:
+    """The whole request's deadline passed: shut the socket, which wakes a blocked read (a
+    receiver that drips its answer a byte at a time never trips the per-read timeout)."""
+    cut.set()
+    sock = getattr(connection, "sock", None)
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+
+
 def post(url: str, body: bytes, headers: dict[str, str], *, timeout: float = TIMEOUT) -> Answer:
+    """One POST, over within ``timeout`` seconds all told (connect, send, answer)."""
     began = time.monotonic()
     answer = Answer()
     connection = None
+    watchdog, cut = None, threading.Event()
     try:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -120,6 +134,9 @@ def post(url: str, body: bytes, headers: dict[str, str], *, timeout: float = TIM
         address = _resolve(parts.hostname, port)
         kind = _PinnedTLS if parts.scheme == "https" else _Pinned
         connection = kind(parts.hostname, port, address, timeout)
+        watchdog = threading.Timer(timeout - (time.monotonic() - began), _cut, [connection, cut])
+        watchdog.daemon = True
+        watchdog.start()
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         connection.request("POST", path, body=body, headers={
             "Content-Type": "application/json", "User-Agent": USER_AGENT, **headers})
@@ -138,8 +155,12 @@ def post(url: str, body: bytes, headers: dict[str, str], *, timeout: float = TIM
     except (OSError, http.client.HTTPException, ValueError) as error:
         answer.error = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
     finally:
+        if watchdog is not None:
+            watchdog.cancel()
         if connection is not None:
             connection.close()
+        if cut.is_set():  # whatever was read by then is not a whole answer
+            answer.status, answer.error = None, f"no answer within {timeout:g} seconds"
         answer.duration_ms = int((time.monotonic() - began) * 1000)
     answer.error = answer.error[:300]
     return answer

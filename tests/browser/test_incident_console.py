@@ -19,26 +19,16 @@ from conftest import PASSWORD, make_operator
 from tayori.delivery import scheduler
 from tayori.delivery.models import Delivery, DeliverySettings, OutboxMessage
 from tayori.incidents.models import Notice
+from tayori.incidents.tests.conftest import AFFECTED, MERCHANTS
 from tayori.members.models import Member, Suppression
 from tests.browser.test_sending import send_queued_mail
 from tests.browser.test_walk import SCREENSHOTS, sign_in, sign_out
 
 pytestmark = pytest.mark.django_db(transaction=True)
+# MERCHANTS are the console's unit-test merchants: the outage hits 決済API and 送金API, so a, b
+# and e (unsubscribed, still told) receive it (AFFECTED); f bounced and g is suppressed.
 JST = ZoneInfo("Asia/Tokyo")
 
-# Merchants and the services they use. The outage hits 決済API (payment_api) and 送金API
-# (transfer): a, b and e (unsubscribed, still told) receive it; f bounced and g is suppressed.
-MERCHANTS = [
-    ("a@merchant.example.jp", ["payment_api"], "active"),
-    ("b@merchant.example.jp", ["payment_api", "transfer"], "active"),
-    ("c@merchant.example.jp", ["card"], "active"),
-    ("d@merchant.example.jp", None, "active"),
-    ("e@merchant.example.jp", ["transfer"], "unsubscribed"),
-    ("f@merchant.example.jp", ["payment_api"], "bounced"),
-    ("g@merchant.example.jp", ["transfer"], "active"),
-    ("h@merchant.example.jp", ["konbini", "dashboard"], "active"),
-]
-AFFECTED = {"a@merchant.example.jp", "b@merchant.example.jp", "e@merchant.example.jp"}
 LINK = re.compile(r"https?://\S+/t/n/[0-9a-f]+")
 
 

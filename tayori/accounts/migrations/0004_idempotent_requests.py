@@ -26,6 +26,7 @@ class Migration(migrations.Migration):
                 ('workspace', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='idempotent_requests', to='accounts.workspace')),
             ],
             options={
+                'indexes': [models.Index(fields=['api_key', 'created_at'], name='idempotency_expiry')],
                 'constraints': [models.UniqueConstraint(fields=('api_key', 'key'), name='idempotency_key_once')],
             },
         ),

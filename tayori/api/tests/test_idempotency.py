@@ -87,6 +87,32 @@ def test_validation_errors_are_kept_but_refusals_are_not(api, client, issue_key)
     assert not IdempotentRequest.objects.filter(key="p").exists()
 
 
+def test_a_server_error_after_the_effect_undoes_it_so_a_retry_makes_one(api, monkeypatch):
+    from tayori.api import messages
+
+    real = messages.audit.record
+    calls = []
+
+    def broken_once(*args, **kwargs):
+        calls.append(args)
+        if len(calls) == 1:
+            raise RuntimeError("the audit log's disk is full")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(messages.audit, "record", broken_once)
+    failed = api.post("/api/v1/messages", MESSAGE, HTTP_IDEMPOTENCY_KEY="k")
+    assert failed.status_code == 500 and not Delivery.objects.exists()
+    retried = api.post("/api/v1/messages", MESSAGE, HTTP_IDEMPOTENCY_KEY="k")
+    assert retried.status_code == 201 and "Idempotent-Replayed" not in retried
+    assert Delivery.objects.count() == 1
+
+
+def test_kept_answers_are_sealed(api):
+    api.post("/api/v1/messages", MESSAGE, HTTP_IDEMPOTENCY_KEY="k")
+    stored = bytes(IdempotentRequest.objects.get().body)
+    assert b"taro@example.jp" not in stored and b"queued" not in stored
+
+
 @pytest.mark.parametrize("key", ["", " ", "x" * 256, "日本語", "tab\there"])
 def test_a_malformed_key_is_refused(api, key):
     response = api.post("/api/v1/messages", MESSAGE, HTTP_IDEMPOTENCY_KEY=key)
@@ -139,13 +165,13 @@ def test_racing_identical_calls_create_exactly_one_delivery(issue_key, monkeypat
     """Eight clients send the same keyed request at once (each on its own connection); the
     first to insert the key runs, slowly, while the others arrive."""
     _key, raw = issue_key()
-    original = sending.enqueue_message
+    original = sending.enqueue_messages
 
     def slow(*args, **kwargs):
         time.sleep(0.3)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(sending, "enqueue_message", slow)
+    monkeypatch.setattr(sending, "enqueue_messages", slow)
     start = threading.Barrier(8)
     answers = []
 

@@ -104,6 +104,11 @@ def test_template_errors(api, workspace, other_workspace, hanako):
     ({"filename": "a.pdf", "content": "not base64!"}, "attachments[0].content"),
     ({"filename": "setup.exe", "content": PDF}, "attachments[0].filename"),
     ({"filename": "../a.pdf", "content": PDF}, "attachments[0].filename"),
+    ({"filename": "setup.exe. ", "content": PDF}, "attachments[0].filename"),
+    ({"filename": "a.png", "content": PDF, "content_id": "x>\r\nX-Injected: yes\r\n\r\n.<y"},
+     "attachments[0].content_id"),
+    ({"filename": "a.pdf", "content": PDF, "content_type": "application/\tpdf"},
+     "attachments[0].content_type"),
     ({"filename": "a.pdf", "content": PDF, "content_type": "pdf"},
      "attachments[0].content_type"),
     ({"filename": "big.bin", "content": base64.b64encode(b"x" * (10 * 2**20 + 1)).decode()},
@@ -183,3 +188,11 @@ def test_a_batch_costs_a_few_statements_whatever_its_size(api, hanako, django_as
     assert len({r["id"] for r in results}) == 201
     assert Delivery.objects.filter(member=hanako).count() == 1
     assert Delivery.objects.get(address="buyer7@example.org").data["order"] == "A-7"
+
+
+def test_a_message_a_worker_has_claimed_cannot_be_cancelled(api, hanako):
+    created = api.post("/api/v1/messages", {**INLINE, "member_id": hanako.pk}).json()
+    Delivery.objects.filter(pk=created["id"]).update(status="claimed")
+    refused = api.post(f"/api/v1/messages/{created['id']}/cancel")
+    assert refused.status_code == 409 and error_of(refused)["field"] == "status"
+    assert Delivery.objects.get(pk=created["id"]).source.status == "running"

@@ -2,6 +2,7 @@
 carry it, with its own Return-Path domain; an unsubscribed member still gets transactional mail
 and a bounced one gets neither."""
 
+import asyncio
 import datetime as dt
 
 import pytest
@@ -94,3 +95,42 @@ def test_a_message_for_later_waits_until_the_scheduler_starts_it(workspace):
     assert drain() == 1
     assert Delivery.objects.get(pk=delivery.pk).status == "sent"
     assert queue.finish_done() == [delivery.source_id]
+
+
+def test_a_lane_never_waits_for_a_relay_connection_it_holds_itself(workspace, relays, everyone):
+    """Broadcast goes through relay "broadcast"; transactional mail may use it too while its own
+    relay rests. With one connection allowed, a lane sending both in one batch must hand the
+    connection over, not wait for itself."""
+    from tayori.delivery.engine import Worker
+
+    Relay.objects.filter(stream=Stream.BROADCAST).update(stream=Stream.ALL, max_connections=1)
+    Relay.objects.filter(stream=Stream.TRANSACTIONAL).update(
+        down_until=timezone.now() + dt.timedelta(hours=1))
+    send(workspace, everyone)
+    sending.enqueue_message(workspace, NOTICE, to="buyer@example.org")  # normal priority
+    sent = asyncio.run(asyncio.wait_for(Worker(name="one-lane", bulk_lanes=1).drain(), 30))
+    assert sent == 4
+    assert len(relays[Stream.BROADCAST].messages) == 4
+
+
+def test_a_message_for_later_is_skipped_if_its_recipient_went_bad_meanwhile(workspace):
+    from tayori.members.models import Suppression
+
+    later = timezone.now() + dt.timedelta(days=2)
+    taro = Member.objects.create(workspace=workspace, email="taro@example.net")
+    to_member = sending.enqueue_message(workspace, NOTICE, member=taro, send_at=later)
+    to_address = sending.enqueue_message(workspace, NOTICE, to="x@example.org", send_at=later)
+    fine = sending.enqueue_message(workspace, NOTICE, to="y@example.org", send_at=later)
+    Member.objects.filter(pk=taro.pk).update(status="complained")
+    Suppression.objects.create(workspace=workspace, value="x@example.org", reason="bounce")
+    scheduler.tick(now=later)
+    rows = {d.pk: (d.status, d.skip_reason) for d in Delivery.objects.all()}
+    assert rows == {to_member.pk: ("skipped", "complained"),
+                    to_address.pk: ("skipped", "suppressed"), fine.pk: ("queued", "")}
+
+
+def test_an_address_of_spaces_is_refused(workspace):
+    with pytest.raises(sending.ContentRefused) as refused:
+        sending.enqueue_message(workspace, NOTICE, to="   ")
+    assert refused.value.errors[0].field == "to"
+    assert not Delivery.objects.exists()

@@ -169,7 +169,8 @@ def test_a_replay_sends_the_same_event_again_with_a_fresh_window(
     assert (event.status, event.retry_until) == ("pending", later + events.RETRY_FOR)
     assert dispatch.deliver(now=later) == 1
     first, second = receiver.requests
-    assert first.body == second.body and second.headers["Tayori-Attempt"] == "2"
+    # Backoff starts over: the header counts the attempts since the replay.
+    assert first.body == second.body and second.headers["Tayori-Attempt"] == "1"
 
 
 def test_replaying_failed_events_since_a_time_takes_only_those(workspace, receiver, endpoint_of):

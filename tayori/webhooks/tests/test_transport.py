@@ -93,3 +93,35 @@ def test_only_public_addresses_unless_private_networks_are_allowed(settings, add
             transport.check_address(address)
     settings.WEBHOOK_PRIVATE_NETWORKS = True
     transport.check_address(address)
+
+
+class _Drip(BaseHTTPRequestHandler):
+    """Answers a header line every 0.3 s, forever: each read is quick, the answer never ends."""
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.wfile.write(b"HTTP/1.1 200 OK\r\n")
+        try:
+            for n in range(100):
+                self.wfile.write(f"X-Drip-{n}: .\r\n".encode())
+                self.wfile.flush()
+                threading.Event().wait(0.3)
+        except OSError:
+            pass
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_receiver_that_drips_its_answer_is_cut_off_at_the_deadline(settings):
+    settings.WEBHOOK_PRIVATE_NETWORKS = True
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Drip)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        answer = transport.post(f"http://127.0.0.1:{server.server_port}/hook", b"{}", {},
+                                timeout=1.0)
+    finally:
+        server.shutdown()
+    assert not answer.ok and "within 1 seconds" in answer.error
+    assert answer.duration_ms < 2_000
