@@ -41,11 +41,14 @@ def ensure_owner(
 
 
 @app.command()
-def web(host: str = "127.0.0.1", port: int = 8000):
+def web(host: str = "127.0.0.1", port: int = 8000,
+        workers: int = typer.Option(1, help="Web server processes: each serves requests on "
+                                            "its own (see bench/README.md, bench api).")):
     """Serve the UI and API (ASGI under uvicorn)."""
     import uvicorn
 
-    uvicorn.run("tayori.asgi:application", host=host, port=port, log_level="info")
+    uvicorn.run("tayori.asgi:application", host=host, port=port, log_level="info",
+                workers=max(workers, 1))
 
 
 @app.command()
