@@ -109,6 +109,9 @@ class Membership(models.Model):
             models.UniqueConstraint(fields=["workspace", "operator"], name="membership_unique")
         ]
 
+    def __str__(self):
+        return f"{self.operator} in {self.workspace} ({self.role})"
+
     def has(self, code: str) -> bool:
         return self.role.grants(code)
 
@@ -131,6 +134,9 @@ class AuditEvent(models.Model):
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["workspace", "-created_at"])]
 
+    def __str__(self):
+        return f"{self.action} {self.target}".strip()
+
 
 class IPRule(models.Model):
     """A CIDR allowed to reach the admin UI of a workspace (empty set = everyone)."""
@@ -139,6 +145,9 @@ class IPRule(models.Model):
     cidr = models.CharField(_("network (CIDR)"), max_length=64)
     note = models.CharField(_("note"), max_length=200, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self):
+        return self.cidr
 
     def network(self):
         return ipaddress.ip_network(self.cidr, strict=False)
@@ -166,6 +175,9 @@ class ApiKey(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"{self.name} ({self.prefix}…)"
 
     @classmethod
     def issue(cls, workspace, name, perms, allowed_cidrs=(), created_by=None):
