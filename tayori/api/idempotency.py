@@ -69,7 +69,9 @@ def run(request: HttpRequest, view, render_error) -> HttpResponse:
     try:
         with transaction.atomic():
             response = view()
-            kept = response.status_code < 500 and response.status_code not in NOT_KEPT
+            # A database error the API answered as a 4xx leaves nothing to keep either.
+            kept = (response.status_code < 500 and response.status_code not in NOT_KEPT
+                    and not transaction.get_connection().needs_rollback)
             if kept:
                 IdempotentRequest.objects.filter(pk=claimed.pk).update(
                     status_code=response.status_code,
