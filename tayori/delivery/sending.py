@@ -99,10 +99,9 @@ def _content_fields(content: Content) -> dict:
             "charset": content.charset, "conditions": content.conditions}
 
 
-def _store_files(content: Content, source: Source) -> None:
-    SourceFile.objects.bulk_create(
-        SourceFile(source=source, filename=f.filename, content_type=f.content_type, data=f.data,
-                   content_id=f.content_id) for f in content.files)
+def _source_files(content: Content, source: Source):
+    return (SourceFile(source=source, filename=f.filename, content_type=f.content_type,
+                       data=f.data, content_id=f.content_id) for f in content.files)
 
 
 def create_bulk(workspace, content: Content, *, name: str, segment, created_by=None,
@@ -119,7 +118,7 @@ def create_bulk(workspace, content: Content, *, name: str, segment, created_by=N
         created_by=created_by, scheduled_at=scheduled_at,
         status=Source.Status.SCHEDULED if scheduled_at else Source.Status.DRAFT,
         **_content_fields(content), **options)
-    _store_files(content, source)
+    SourceFile.objects.bulk_create(_source_files(content, source))
     return source
 
 
@@ -181,10 +180,8 @@ def enqueue_messages(workspace, messages: list[Message], *,
     sources = Source.objects.bulk_create(
         _source(workspace, message, now, created_by) for _i, message, _a in addressed)
     SourceFile.objects.bulk_create(
-        SourceFile(source=source, filename=f.filename, content_type=f.content_type,
-                   data=f.data, content_id=f.content_id)
-        for source, (_i, message, _a) in zip(sources, addressed, strict=True)
-        for f in message.content.files)
+        file for source, (_i, message, _a) in zip(sources, addressed, strict=True)
+        for file in _source_files(message.content, source))
     rows = []
     for source, (_index, message, address) in zip(sources, addressed, strict=True):
         member = message.member or members.get(address)

@@ -8,6 +8,8 @@ from tayori.delivery.models import Delivery
 from tayori.tracking.models import Event, Link
 
 _FINISHED = {"failed": "failed", "skipped": "skipped", "cancelled": "cancelled"}
+_TYPES = {"open": "opened", "click": "clicked", "conversion": "converted",
+          "unsubscribe": "unsubscribed"}
 
 
 def delivery_history(delivery: Delivery, *, limit: int = 200) -> list[dict]:
@@ -39,7 +41,3 @@ def delivery_history(delivery: Delivery, *, limit: int = 200) -> list[dict]:
         story.append(item)
     story.sort(key=lambda item: item["at"])
     return story
-
-
-_TYPES = {"open": "opened", "click": "clicked", "conversion": "converted",
-          "unsubscribe": "unsubscribed"}
