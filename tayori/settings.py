@@ -5,6 +5,7 @@ production (TAYORI_ENV=production) refuses to start with the default secret key.
 """
 
 import os
+import re
 from pathlib import Path
 
 from tayori.lib.config import database_from_url, env_bool, env_list, env_str
@@ -43,6 +44,7 @@ INSTALLED_APPS = [
     "tayori.tracking",
     "tayori.incidents",
     "tayori.webhooks",
+    "tayori.inbound",
     "tayori.web",
 ]
 
@@ -134,6 +136,24 @@ HUEY = {
     "consumer": {"workers": 2, "worker_type": "thread"},
 }
 
+# Inbound SMTP (tayori mx): where it listens, the domains it takes mail for besides the
+# workspaces' bounce, sender and inbound domains, the largest message, optional STARTTLS, and how
+# much of each report is kept as evidence.
+MX_HOST = env_str("TAYORI_MX_HOST", "127.0.0.1")
+MX_PORT = int(env_str("TAYORI_MX_PORT", "2525"))
+MX_DOMAINS = env_list("TAYORI_MX_DOMAINS", [])
+MX_MAX_SIZE = int(env_str("TAYORI_MX_MAX_SIZE", str(10 * 1024 * 1024)))
+MX_HOSTNAME = env_str("TAYORI_MX_HOSTNAME", "localhost")  # named in the greeting
+MX_TLS_CERT = env_str("TAYORI_MX_TLS_CERT", "")
+MX_TLS_KEY = env_str("TAYORI_MX_TLS_KEY", "")
+TAYORI_INBOUND_RAW_LIMIT = int(env_str("TAYORI_INBOUND_RAW_LIMIT", str(64 * 1024)))
+# Amazon SNS feeds (tayori.inbound.providers.sns): the hosts a SigningCertURL or SubscribeURL
+# may name (a regular expression, checked here), and the schemes. Only https, and not from the
+# environment: tests add http to serve a certificate on 127.0.0.1.
+TAYORI_SNS_CERT_HOST = re.compile(
+    env_str("TAYORI_SNS_CERT_HOST", r"^sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$")).pattern
+TAYORI_SNS_CERT_SCHEMES = ("https",)
+
 # REST API: requests per minute per key.
 API_RATE_LIMIT_PER_MINUTE = int(env_str("TAYORI_API_RATE_LIMIT", "600"))
 
@@ -144,7 +164,8 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    # aiosmtpd logs every SMTP command at INFO; tayori mx logs what each mail became instead.
+    "loggers": {"django.db.backends": {"level": "INFO"}, "mail.log": {"level": "WARNING"}},
 }
 
 if ENVIRONMENT == "production":

@@ -23,8 +23,11 @@ urlpatterns = [
     path("api/", include("tayori.api.urls")),
     path("t/", include("tayori.tracking.views")),
     path("t/", include("tayori.incidents.history")),
+    path("t/", include("tayori.inbound.join")),
     path("notices/", include("tayori.incidents.views")),
     path("analytics/", include("tayori.tracking.pages")),
     path("mail/tracking/", include("tayori.tracking.setup")),
     path("mail/webhooks/", include("tayori.webhooks.views")),
+    path("mail/inbound/", include("tayori.inbound.views")),
+    path("inbound/", include("tayori.inbound.feeds")),
 ]

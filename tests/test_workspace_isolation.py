@@ -60,6 +60,14 @@ from tayori.delivery.models import (
     Source,
     SourceFile,
 )
+from tayori.inbound.models import (
+    Bounce,
+    BounceRule,
+    Complaint,
+    EmptyMail,
+    InboundSettings,
+    SignupAddress,
+)
 from tayori.incidents.models import Incident, Notice, NoticeType, Service
 from tayori.lib import crypto
 from tayori.members.models import (
@@ -84,8 +92,9 @@ from tayori.tracking.models import (
 from tayori.webhooks.models import Attempt, Endpoint, WebhookEvent
 
 # The REST API has its own isolation tests; the public tracking routes take signed tokens, not
-# ids, and tayori/tracking/tests/test_endpoints.py checks that forged ones are refused.
-SKIPPED_INCLUDES = ("api/", "t/")
+# ids, and tayori/tracking/tests/test_endpoints.py checks that forged ones are refused. The
+# provider feeds (inbound/) take a workspace's secret feed key and a provider's signature.
+SKIPPED_INCLUDES = ("api/", "t/", "inbound/")
 
 KWARG_MODELS = {
     "membership_id": Membership,
@@ -175,6 +184,9 @@ ROUTE_PK_MODELS = {
     "webhooks:replay-failed": Endpoint,
     "webhooks:event": WebhookEvent,
     "webhooks:event-replay": WebhookEvent,
+    "inbound:bounce": Bounce,
+    "inbound:signup": SignupAddress,
+    "inbound:signup-delete": SignupAddress,
 }
 GENERIC_KWARGS = ("pk", "id")
 
@@ -335,6 +347,25 @@ FACTORIES = {
     Attempt: lambda ws, tag, objects: Attempt.objects.create(
         workspace=ws, endpoint=objects[Endpoint], event=objects[WebhookEvent], number=1,
         status_code=500, response="secret of " + ws.slug),
+    InboundSettings: lambda ws, tag: InboundSettings.of(ws),
+    BounceRule: lambda ws, tag: BounceRule.objects.create(
+        workspace=ws, reason="mailboxfull", threshold=2, window_days=7, suppress_days=14),
+    Bounce: lambda ws, tag, objects: Bounce.objects.create(
+        workspace=ws, delivery=objects[Delivery], source=objects[Source],
+        member=objects[Member], address=objects[Member].email,
+        domain=objects[Member].email.rpartition("@")[2], reason="userunknown", hard=True,
+        diagnostic="550 unknown " + ws.slug, raw=b"Subject: secret of " + ws.slug.encode()),
+    Complaint: lambda ws, tag, objects: Complaint.objects.create(
+        workspace=ws, delivery=objects[Delivery], source=objects[Source],
+        member=objects[Member], address=objects[Member].email, feedback_type="abuse",
+        raw=b"Subject: secret of " + ws.slug.encode()),
+    SignupAddress: lambda ws, tag, objects: SignupAddress.objects.create(
+        workspace=ws, code=f"{tag}-{ws.slug}", name=f"Sign-up {tag}",
+        member_list=objects[MemberList], subject="secret of " + ws.slug,
+        text="{{ data.confirm_url }}"),
+    EmptyMail: lambda ws, tag, objects: EmptyMail.objects.create(
+        workspace=ws, signup=objects[SignupAddress], sender=objects[Member].email,
+        member=objects[Member], outcome="replied"),
     # Some routes only serve an object in a particular state; a variant provides one, so that a
     # view that forgot the workspace would really hand it out.
     "import job with an error report": lambda ws, tag: _job(ws, tag, Job.Kind.IMPORT),

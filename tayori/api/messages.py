@@ -90,10 +90,13 @@ class MessageIn(InSchema):
 
 class EventOut(Schema):
     type: str = Field(description="queued, scheduled, deferred, sent, failed, skipped, "
-                                  "cancelled, opened, clicked, converted, unsubscribed")
+                                  "cancelled, bounced, complained, opened, clicked, converted, "
+                                  "unsubscribed")
     at: dt.datetime
     reply: str | None = None
-    reason: str | None = None
+    reason: str | None = Field(None, description="Why it was skipped, or a bounce's reason "
+                                                 "(userunknown, mailboxfull, filtered…).")
+    hard: bool | None = Field(None, description="Whether a bounce is permanent.")
     attempts: int | None = None
     next_attempt_at: dt.datetime | None = None
     machine: str | None = Field(None, description="Set when a scanner or privacy proxy, not "

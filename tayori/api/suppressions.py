@@ -37,6 +37,8 @@ class SuppressionOut(Schema):
     source: str
     expires_at: dt.datetime | None = Field(description="After this time the suppression no "
                                                        "longer applies; null = never.")
+    delivery_id: int | None = Field(None, description="The delivery whose bounce or complaint "
+                                                      "caused it.")
     created_at: dt.datetime
     masked: bool
 
@@ -81,7 +83,8 @@ def _render(request, rows: list[Suppression]) -> list[dict]:
     pii = can(request, "members.view_pii")
     mask = {"email": mask_email, "phone": mask_phone}
     return [{"id": s.pk, "kind": s.kind, "reason": s.reason, "source": s.source,
-             "expires_at": s.expires_at, "created_at": s.created_at, "masked": not pii,
+             "expires_at": s.expires_at, "delivery_id": s.delivery_id,
+             "created_at": s.created_at, "masked": not pii,
              "value": s.value if pii else mask[s.kind](s.value)} for s in rows]
 
 

@@ -25,8 +25,10 @@ def main():
         bench,
         bench_api,
         bench_email,
+        bench_inbound,
         bench_tracking,
         delivery,
+        inbound,
         members,
         server,
     )

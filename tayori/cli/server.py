@@ -61,13 +61,13 @@ def jobs():
 def serve(host: str = "127.0.0.1", port: int = 8000,
           workers: int = typer.Option(1, help="Delivery worker processes.")):
     """Everything on one machine: migrate, first owner, job consumer, delivery workers,
-    scheduler and web."""
+    scheduler, inbound SMTP (tayori mx) and web."""
     migrate()
     ensure_owner(email=os.environ.get("TAYORI_ADMIN_EMAIL", "admin@tayori.local"),
                  password=os.environ.get("TAYORI_ADMIN_PASSWORD", ""),
                  workspace=os.environ.get("TAYORI_WORKSPACE_NAME", "Tayori"))
     children = [subprocess.Popen([sys.executable, "-m", "tayori", *command]) for command in (
-        ["jobs"], ["scheduler"], ["worker", "--processes", str(max(workers, 1))])]
+        ["jobs"], ["scheduler"], ["mx"], ["worker", "--processes", str(max(workers, 1))])]
     console.print(f"Tayori is running on [bold]http://{host}:{port}/[/]")
     try:
         web(host=host, port=port)

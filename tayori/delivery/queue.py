@@ -30,10 +30,11 @@ NO_ADDRESS, SUPPRESSED, DUPLICATE = "no_address", "suppressed", "duplicate"
 
 # Which members a stream skips for their status. Transactional mail (an incident notice) still
 # reaches unsubscribed members, as sending.enqueue_message does; an address that bounced,
-# complained or was blocked is skipped whatever the stream.
+# complained or was blocked is skipped whatever the stream, and so is a sign-up not yet
+# confirmed (only its confirmation mail, sent one by one, reaches it).
 _INACTIVE = {
     "broadcast": "m.status <> 'active'",
-    "transactional": "m.status IN ('bounced', 'complained', 'blocked')",
+    "transactional": "m.status IN ('bounced', 'complained', 'blocked', 'pending')",
 }
 
 _FAN_OUT = f"""

@@ -35,6 +35,10 @@ FAILURE_RATE = 0.2
 # name -> callable(now=…) returning what it did.
 TASKS: dict[str, object] = {}
 
+# More reasons to pause a bulk source, from apps above the engine (bounce and complaint rates):
+# callable(running sources queryset, now=…) -> [(source id, reason operators will read)].
+PAUSE_CHECKS: list = []
+
 
 def tick(*, now: dt.datetime | None = None, pool: ThreadPoolExecutor | None = None) -> dict:
     """One pass over everything time-driven. Returns what it did, for logs and tests."""
@@ -131,6 +135,10 @@ def auto_pause(*, now: dt.datetime) -> list[int]:
             reason = _("%(failed)d of the last %(total)d messages failed; last reply: "
                        "%(reply)s") % {**row, "reply": last}
             paused += _pause(row["source_id"], reason)
+    for check in PAUSE_CHECKS:
+        for source_id, reason in check(running, now=now):
+            if source_id not in paused:
+                paused += _pause(source_id, reason)
     relay_workspaces = DeliverySettings.objects.filter(
         mode=DeliverySettings.Mode.RELAYS).values_list("workspace_id", flat=True)
     for workspace_id in set(running.filter(workspace_id__in=relay_workspaces)

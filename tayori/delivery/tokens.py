@@ -10,6 +10,8 @@ that reads them back (bounces, tracking, unsubscribe):
                      incident notices (tayori.incidents.history; refused by age there)
 - conversion:        ``https://<tracking host>/t/v/<token>.gif``  purpose ``v``, handed to the
                      landing page in the click's redirect (``?tayori_c=<token>``)
+- sign-up:           ``https://<tracking host>/t/j/<token>``      purpose ``j``, an empty mail's
+                     id (tayori.inbound.signup; refused by age there)
 
 A token is lower-case hex (some MTAs lower-case local parts; hex is also the cheapest encoding
 to make, several per message) of the delivery id and, for clicks, the link index as unsigned
@@ -29,7 +31,7 @@ from django.conf import settings
 
 MAC_BYTES = 10
 BOUNCE, CLICK, OPEN, UNSUBSCRIBE, WEB, CONVERSION = "b", "c", "o", "u", "w", "v"
-NOTICES = "n"
+NOTICES, JOIN = "n", "j"
 
 
 @lru_cache(maxsize=16)
@@ -106,6 +108,6 @@ def base_url(host: str) -> str:
 
 def link(host: str, purpose: str, *numbers: int) -> str:
     path = {CLICK: "c", OPEN: "o", UNSUBSCRIBE: "u", WEB: "w", CONVERSION: "v",
-            NOTICES: "n"}[purpose]
+            NOTICES: "n", JOIN: "j"}[purpose]
     suffix = ".gif" if purpose in (OPEN, CONVERSION) else ""
     return f"{base_url(host)}/t/{path}/{make(purpose, *numbers)}{suffix}"

@@ -22,7 +22,8 @@ from tayori.members.segments import segment_queryset
 
 SAMPLE_SIZE = 10
 # Member statuses a notice skips (the transactional rule of delivery.queue's fan-out).
-SKIPPED_STATUSES = (Member.Status.BOUNCED, Member.Status.COMPLAINED, Member.Status.BLOCKED)
+SKIPPED_STATUSES = (Member.Status.BOUNCED, Member.Status.COMPLAINED, Member.Status.BLOCKED,
+                    Member.Status.PENDING)
 # How a targeting attribute of each type is asked whether it holds any chosen service.
 OPERATORS = {Attribute.Type.MULTI_CHOICE: "has_any", Attribute.Type.CHOICE: "in",
              Attribute.Type.TEXT: "in"}

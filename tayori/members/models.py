@@ -45,6 +45,9 @@ class Member(models.Model):
         BOUNCED = "bounced", _("Bounced")
         COMPLAINED = "complained", _("Complained")
         BLOCKED = "blocked", _("Blocked")
+        # Signed up by empty mail (空メール), not yet confirmed: gets only the confirmation
+        # (transactional mail), never broadcast mail.
+        PENDING = "pending", _("Awaiting confirmation")
 
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="members")
     email = models.CharField(_("email"), max_length=254, blank=True)  # normalized, lower-case domain
@@ -140,6 +143,8 @@ class Suppression(models.Model):
     reason = models.CharField(_("reason"), max_length=200)
     source = models.CharField(_("source"), max_length=100, blank=True)
     expires_at = models.DateTimeField(_("expires at"), null=True, blank=True)
+    # The delivery whose bounce or complaint caused it (a plain id: members sits below delivery).
+    delivery_id = models.BigIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

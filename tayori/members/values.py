@@ -42,12 +42,20 @@ def _normalized_domain(domain: str) -> str:
     return validate_email(f"a@{domain}", check_deliverability=False).ascii_domain
 
 
+# docomo and au issued addresses with dots RFC 5322 forbids (``taro..x.@docomo.ne.jp``) until
+# 2009; their owners still use them, and the carriers still deliver to them.
+_LEGACY_CARRIERS = frozenset({"docomo.ne.jp", "ezweb.ne.jp"})
+_LEGACY_LOCAL = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
 def normalize_email(raw: str) -> str:
     """Validate syntax (IDN accepted) and return the normalized address; raise FieldError."""
     text = unicodedata.normalize("NFKC", raw or "").strip()
     if not text:
         return ""
     local, at, domain = text.rpartition("@")
+    if domain.lower() in _LEGACY_CARRIERS and _LEGACY_LOCAL.fullmatch(local):
+        return f"{local}@{domain.lower()}"
     if at and domain.isascii() and len(local) <= 64 and len(text) <= 254 and _SIMPLE_LOCAL.fullmatch(local):
         try:
             return f"{local}@{_normalized_domain(domain.lower())}"

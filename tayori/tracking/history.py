@@ -11,6 +11,10 @@ _FINISHED = {"failed": "failed", "skipped": "skipped", "cancelled": "cancelled"}
 _TYPES = {"open": "opened", "click": "clicked", "conversion": "converted",
           "unsubscribe": "unsubscribed"}
 
+# More of the story told by apps beside tracking (bounces and complaints, from inbound),
+# registered from their AppConfig.ready: callable(delivery) -> [{type, at, …}].
+CHAPTERS: list = []
+
 
 def delivery_history(delivery: Delivery, *, limit: int = 200) -> list[dict]:
     """Events as dicts {type, at, detail…}, oldest first; at most ``limit`` tracking events."""
@@ -39,5 +43,7 @@ def delivery_history(delivery: Delivery, *, limit: int = 200) -> list[dict]:
         if event.value is not None:
             item["value"] = event.value
         story.append(item)
+    for chapter in CHAPTERS:
+        story += chapter(delivery)
     story.sort(key=lambda item: item["at"])
     return story

@@ -23,8 +23,11 @@ NAVIGATION = [
         ("analytics:index", _("Analytics"), "analytics.view"),
         ("delivery:log", _("Delivery log"), "deliveries.view"),
         ("delivery:outbox", _("Sandbox outbox"), "deliveries.view"),
+        ("inbound:bounces", _("Bounces"), "deliveries.view"),
         ("delivery:settings", _("Sending settings"), "settings.manage"),
         ("tracking_setup:settings", _("Tracking settings"), "settings.manage"),
+        ("inbound:settings", _("Inbound settings"), "settings.manage"),
+        ("inbound:signups", _("Sign-up addresses"), "settings.manage"),
         ("webhooks:list", _("Webhooks"), "webhooks.manage"),
     ]),
     (_("Workspace"), [

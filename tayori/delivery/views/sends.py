@@ -29,6 +29,7 @@ SKIP_REASONS = {
     "bounced": gettext_lazy("Bounced"),
     "complained": gettext_lazy("Complained"),
     "blocked": gettext_lazy("Blocked"),
+    "pending": gettext_lazy("Sign-up not confirmed"),
 }
 LIVE = (Source.Status.SCHEDULED, Source.Status.RUNNING, Source.Status.QUIET)
 

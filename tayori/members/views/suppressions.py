@@ -1,23 +1,37 @@
 """Pages: the workspace's suppression list — addresses and numbers never sent to — with search,
-adding (normalized like member contacts) and removing."""
+filters by why (bounce, complaint, unsubscribed, by hand) and expiry, the delivery that caused
+one, a CSV download of the search (masked like the page), adding (normalized like member
+contacts) and removing."""
+
+from zoneinfo import ZoneInfo
 
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db import IntegrityError, transaction
 from django.db.models import Q
+from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from tayori.accounts import audit
 from tayori.accounts.access import can, requires
-from tayori.members import values
+from tayori.members import csvio, values
 from tayori.members.forms import SuppressionForm
 from tayori.members.masking import mask_email, mask_phone
 from tayori.members.models import Suppression
 from tayori.members.views.helpers import PAGE_SIZE, can_view_pii, looks_like_contact, target_of
+
+GROUPS = {
+    "bounce": (gettext_lazy("Bounces"), Q(reason__startswith="bounce:")),
+    "complaint": (gettext_lazy("Complaints"), Q(reason__startswith="complaint")),
+    "unsubscribed": (gettext_lazy("Unsubscribed"), Q(reason__startswith="unsubscribed")),
+    "manual": (gettext_lazy("Added by hand"), Q(source="manual")),
+}
+EXPORT_ENCODING = "utf-8-sig"  # Excel opens it with Japanese intact
 
 
 def _masked(suppression) -> str:
@@ -25,15 +39,19 @@ def _masked(suppression) -> str:
     return mask(suppression.value)
 
 
-@requires("members.view")
-def index(request):
-    pii = can_view_pii(request)
+def _search(request, pii: bool) -> tuple:
+    """The suppressions the filters choose, the filters as given, and a refusal if any."""
     suppressions = Suppression.objects.filter(workspace=request.workspace)
-    kind = request.GET.get("kind", "")
-    if kind in Suppression.Kind.values:
-        suppressions = suppressions.filter(kind=kind)
-    query = request.GET.get("q", "").strip()[:200]
-    refusal = None
+    given = {key: request.GET.get(key, "").strip()[:200]
+             for key in ("q", "kind", "group", "expired")}
+    if given["kind"] in Suppression.Kind.values:
+        suppressions = suppressions.filter(kind=given["kind"])
+    if given["group"] in GROUPS:
+        suppressions = suppressions.filter(GROUPS[given["group"]][1])
+    if not given["expired"]:
+        suppressions = suppressions.filter(Q(expires_at__isnull=True) |
+                                           Q(expires_at__gt=timezone.now()))
+    query, refusal = given["q"], None
     if query:
         if pii:
             condition = Q(value__icontains=query) | Q(reason__icontains=query) | Q(
@@ -51,17 +69,66 @@ def index(request):
         else:
             suppressions = suppressions.filter(Q(reason__icontains=query) |
                                                Q(source__icontains=query))
-    page = Paginator(suppressions.order_by("-created_at", "-id"), PAGE_SIZE).get_page(
-        request.GET.get("page"))
+    return suppressions.order_by("-created_at", "-id"), given, refusal
+
+
+def _expiry(suppression, now) -> str:
+    if suppression.expires_at is None:
+        return "permanent"
+    return "expired" if suppression.expires_at <= now else "until"
+
+
+@requires("members.view")
+def index(request):
+    pii = can_view_pii(request)
+    suppressions, given, refusal = _search(request, pii)
+    page = Paginator(suppressions, PAGE_SIZE).get_page(request.GET.get("page"))
     now = timezone.now()
     rows = [{"suppression": s, "value": s.value if pii else _masked(s),
-             "expired": s.expires_at is not None and s.expires_at <= now}
-            for s in page.object_list]
+             "expiry": _expiry(s, now)} for s in page.object_list]
     return render(request, "members/suppressions.html", {
-        "page_obj": page, "rows": rows, "query": query, "kind": kind, "refusal": refusal,
+        "page_obj": page, "rows": rows, "query": given["q"], "kind": given["kind"],
+        "group": given["group"], "show_expired": bool(given["expired"]), "refusal": refusal,
         "kinds": Suppression.Kind.choices, "pii_visible": pii,
+        "groups": [(key, label) for key, (label, _q) in GROUPS.items()],
         "can_edit": can(request, "members.edit"),
+        "can_export": can(request, "members.export"),
+        "can_see_deliveries": can(request, "deliveries.view"),
     })
+
+
+@requires("members.export")
+def export(request):
+    pii = can_view_pii(request)
+    suppressions, given, _refusal = _search(request, pii)
+    count = suppressions.count()
+    # The audit log is read by roles that may not see addresses: a searched one is masked.
+    audit.record("suppression.exported", request=request, count=count, masked=not pii,
+                 filters={**given, "q": "***" if looks_like_contact(given["q"]) else given["q"]})
+    now, zone = timezone.now(), ZoneInfo(request.workspace.time_zone)
+    # The rows are written after the view returns, when the request's language and time zone
+    # are no longer active: every word is translated here.
+    header = [_("Kind"), _("Address or number"), _("Reason"), _("Source"), _("Expiry"),
+              _("Expires at"), _("Delivery"), _("Created")]
+    kinds = {value: str(label) for value, label in Suppression.Kind.choices}
+    states = {"permanent": _("Permanent"), "expired": _("Expired"), "until": _("Until")}
+
+    def when(moment) -> str:
+        return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S") if moment else ""
+
+    def rows():
+        yield header
+        for s in suppressions.iterator(chunk_size=2000):
+            yield [csvio.defuse_formula(str(cell)) for cell in (
+                kinds.get(s.kind, s.kind), s.value if pii else _masked(s), s.reason, s.source,
+                states[_expiry(s, now)], when(s.expires_at), s.delivery_id or "",
+                when(s.created_at))]
+
+    response = StreamingHttpResponse(csvio.encoded_rows(rows(), EXPORT_ENCODING),
+                                     content_type="text/csv; charset=utf-8")
+    stamp = now.astimezone(zone).strftime("%Y%m%d-%H%M")
+    response["Content-Disposition"] = f'attachment; filename="suppressions-{stamp}.csv"'
+    return response
 
 
 @requires("members.edit")
@@ -99,6 +166,7 @@ def delete(request, pk):
 
 urlpatterns = [
     path("suppressions/", index, name="suppressions"),
+    path("suppressions/export.csv", export, name="suppressions-export"),
     path("suppressions/new/", create, name="suppression-create"),
     path("suppressions/<int:pk>/delete/", delete, name="suppression-delete"),
 ]

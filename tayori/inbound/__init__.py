@@ -1,0 +1,1 @@
+"""Mail coming back: bounces, complaints and empty-mail sign-ups (tayori mx and provider feeds)."""
