@@ -112,6 +112,9 @@ def _signup(code: str, mail_from: str, raw: bytes, now: dt.datetime) -> Receipt:
     address = SignupAddress.objects.filter(code=code.lower(), active=True).first()
     if address is None:
         return Receipt(detail="unknown sign-up code")
+    # Answering a bounce or an auto-reply (a vacation notice to our answer) would start a loop.
+    if not mail_from or dsn.parse(raw).kind != "other":
+        return Receipt(detail="not written by a person")
     sender = signup.sender_of(mail_from, raw)
     if not sender:
         return Receipt(detail="no sender")
@@ -126,8 +129,8 @@ def _report(verp: int | None, mail_from: str, raw: bytes, now: dt.datetime) -> R
     if report.kind == "complaint":
         return _complaint(verp, report, raw, now)
     failures = [f for f in report.failures if f.action != "delayed"]
-    if not failures and verp and report.kind != "other" or (
-            not failures and verp and _DAEMON.search(f"{mail_from} {report.sender}")):
+    if not failures and verp and (
+            report.kind == "bounce" or _DAEMON.search(f"{mail_from} {report.sender}")):
         # A report Tayori cannot read still proves the message came back.
         failures = [dsn.Failure(recipient="", reason="undefined", hard=False,
                                 diagnostic=report.subject)]

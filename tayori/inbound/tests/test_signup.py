@@ -115,3 +115,11 @@ def test_a_pending_member_gets_no_broadcast_mail_and_no_notice(join, workspace):
                                        from_address="a@example.jp", subject="s", text="t",
                                        segment=everyone)
         assert queue.fan_out(source) == {"pending": 1}
+
+
+def test_bounces_and_auto_replies_to_the_address_sign_no_one_up(join):
+    vacation = (f"From: {PHONE}\r\nTo: join-news@in.example.jp\r\nSubject: 不在通知\r\n"
+                "Auto-Submitted: auto-replied\r\n\r\n12月まで不在です。\r\n").encode()
+    receiving.receive(PHONE, ["join-news@in.example.jp"], vacation)
+    receiving.receive("", ["join-news@in.example.jp"], _empty_mail(PHONE))  # null sender
+    assert not EmptyMail.objects.exists() and not Member.objects.exists()
