@@ -164,8 +164,10 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    # aiosmtpd logs every SMTP command at INFO; tayori mx logs what each mail became instead.
-    "loggers": {"django.db.backends": {"level": "INFO"}, "mail.log": {"level": "WARNING"}},
+    # aiosmtpd logs every SMTP command and flufl.bounce every detector it tries at INFO; tayori
+    # mx logs what each mail became instead.
+    "loggers": {"django.db.backends": {"level": "INFO"}, "mail.log": {"level": "WARNING"},
+                "flufl.bounce": {"level": "WARNING"}},
 }
 
 if ENVIRONMENT == "production":

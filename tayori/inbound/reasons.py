@@ -221,8 +221,8 @@ _REPLY: dict[int, str] = {
 # SoftBank "550 Invalid recipient: <x>". A member who has not yet allowed our domain would lose
 # their address if we believed them, and their next sign-up mail would vanish; so from a
 # carrier an "unknown", "rejected" or unexplained permanent refusal is `filtered` and soft, and
-# only words that say the mailbox itself does not exist stay `userunknown`. A real dead address
-# then keeps failing softly, which the soft-bounce threshold handles.
+# only words that say the mailbox itself does not exist stay `userunknown`. The price: a carrier
+# address that is really gone keeps being tried, since the carrier says it in the same words.
 _CARRIER_AMBIGUOUS = frozenset({"userunknown", "rejected", "undefined"})
 _MAILBOX_GONE = re.compile(
     rf"(?:user|mailbox|account|recipient|address) {_NO}|no such (?:user|mailbox|account)|存在しません")
@@ -277,11 +277,12 @@ def classify(*, status: str = "", reply_code: int | None = None, diagnostic: str
               or _GENERIC_STATUS.get(key) or _GENERIC_SUBJECT.get(key.partition(".")[0])
               or _REPLY.get(reply_code or 0) or "undefined")
 
-    if reason in ("userunknown", "filtered", "hostunknown", "undefined") and _AT_MAIL_FROM.search(text):
-        reason = "rejected"
+    if _AT_MAIL_FROM.search(text):
+        if reason in ("userunknown", "filtered", "hostunknown", "undefined"):
+            reason = "rejected"
     elif reason == "userunknown" and _AFTER_DATA.search(text):
         reason = "filtered"
-    if (klass != "4" and reason in _CARRIER_AMBIGUOUS and not _MAILBOX_GONE.search(text)
+    elif (klass != "4" and reason in _CARRIER_AMBIGUOUS and not _MAILBOX_GONE.search(text)
             and (is_carrier(recipient) or is_carrier(remote_mta))):
         reason = "filtered"
     if action == "failed" and klass == "4" and reason in _TRANSIENT_PATH:

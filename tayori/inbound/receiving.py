@@ -129,8 +129,8 @@ def _report(verp: int | None, mail_from: str, raw: bytes, now: dt.datetime) -> R
     if report.kind == "complaint":
         return _complaint(verp, report, raw, now)
     failures = [f for f in report.failures if f.action != "delayed"]
-    if not failures and verp and (
-            report.kind == "bounce" or _DAEMON.search(f"{mail_from} {report.sender}")):
+    if not failures and verp and (report.kind == "bounce" or not mail_from
+                                  or _DAEMON.search(f"{mail_from} {report.sender}")):
         # A report Tayori cannot read still proves the message came back.
         failures = [dsn.Failure(recipient="", reason="undefined", hard=False,
                                 diagnostic=report.subject)]
