@@ -13,6 +13,7 @@ from ninja.responses import NinjaJSONEncoder
 
 from tayori.api import (
     attributes,
+    bounces,
     consents,
     delivery,
     errors,
@@ -192,6 +193,8 @@ api.add_router("/v1/suppressions", suppressions.router)
 api.add_router("/v1/messages", messages.router)
 api.add_router("/v1/sends", delivery.sends_router)
 api.add_router("/v1/deliveries", delivery.deliveries_router)
+api.add_router("/v1/bounces", bounces.bounces_router)
+api.add_router("/v1/complaints", bounces.complaints_router)
 api.add_router("/v1/notices", notices.router)
 api.add_router("/v1/notice-types", notices.types_router)
 api.add_router("/v1/webhooks", webhooks.router)

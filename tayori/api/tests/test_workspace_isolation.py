@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from tayori.api.tests.test_operations import OPERATIONS
 from tayori.delivery.models import Delivery, Source
+from tayori.inbound.models import Bounce, Complaint
 from tayori.incidents.models import Incident, Notice, NoticeType
 from tayori.members.models import (
     Attribute,
@@ -68,10 +69,15 @@ def theirs(other_workspace):
             workspace=other_workspace, title="Theirs"), type=NoticeType.objects.create(
             workspace=other_workspace, name="Theirs", subject="s", text="t",
             from_address="a@example.jp", target="everyone"))
+    bounce = Bounce.objects.create(workspace=other_workspace, delivery=delivery, source=source,
+                                   member=member, address=member.email, domain="example.jp",
+                                   reason="userunknown", hard=True)
+    Complaint.objects.create(workspace=other_workspace, delivery=delivery, source=source,
+                             member=member, address=member.email)
     return {"member_id": member.pk, "list_id": member_list.pk, "segment_id": segment.pk,
             "suppression_id": suppression.pk, "consent_id": consent.pk, "key": attribute.key,
             "send_id": source.pk, "delivery_id": delivery.pk, "notice_id": notice.pk,
-            **_webhook_rows(other_workspace)}
+            "bounce_id": bounce.pk, **_webhook_rows(other_workspace)}
 
 
 def _webhook_rows(workspace) -> dict:
@@ -86,7 +92,8 @@ def _webhook_rows(workspace) -> dict:
 def snapshot(workspace) -> str:
     rows = []
     for model in (Attribute, Member, MemberList, ListMembership, Segment, Suppression,
-                  ConsentRecord, Source, Delivery, Notice, Endpoint, WebhookEvent):
+                  ConsentRecord, Source, Delivery, Notice, Endpoint, WebhookEvent, Bounce,
+                  Complaint):
         queryset = model.objects.all()
         field = "member_list__workspace" if model is ListMembership else "workspace"
         rows.extend(queryset.filter(**{field: workspace}).order_by("pk"))
