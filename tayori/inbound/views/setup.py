@@ -145,9 +145,14 @@ def save_rules(workspace, rules: dict[str, Rule]) -> dict:
     return changed
 
 
+def _save_fields(form) -> None:
+    # Only the form's own fields: a feed key made meanwhile is not written back.
+    form.instance.save(update_fields=list(form.fields))
+
+
 def _save_settings(request, form) -> None:
     before = {name: str(form.initial.get(name, "")) for name in form.changed_data}
-    form.save()
+    _save_fields(form)
     if form.changed_data:
         audit.record("inbound.settings_changed", request=request, target=TARGET, changed={
             name: {"before": before[name], "after": str(form.cleaned_data[name])}
@@ -157,7 +162,7 @@ def _save_settings(request, form) -> None:
 
 
 def _save_feeds(request, form) -> None:
-    form.save()
+    _save_fields(form)
     if form.changed_data:
         audit.record("inbound.feeds_changed", request=request, target=TARGET,
                      changed=form.changed_data,
@@ -177,7 +182,7 @@ FORMS = {"settings": (SettingsForm, _save_settings), "feeds": (FeedsForm, _save_
 def _mx_domains(workspace, inbound_domain: str) -> list[tuple[str, str]]:
     """(domain, what it is for) of this workspace's domains tayori mx takes mail for. The
     accepted set spans every workspace; only this one's own domains are shown."""
-    delivery = DeliverySettings.of(workspace)
+    delivery = DeliverySettings.objects.filter(workspace=workspace).first() or DeliverySettings()
     roles = {}
     for domain in SenderDomain.objects.filter(workspace=workspace).values_list("domain",
                                                                               flat=True):
@@ -209,9 +214,15 @@ def settings_page(request):
             save(request, form)
             messages.success(request, _("Saved."))
             return redirect("inbound:settings")
-    saved = InboundSettings.of(request.workspace)  # not what an invalid form left on `options`
     return render(request, "inbound/settings.html", {
         "form": forms_["settings"], "feeds_form": forms_["feeds"], "rules_form": forms_["rules"],
+        **_page_context(request)}, status=400 if any(f.errors for f in forms_.values()) else 200)
+
+
+def _page_context(request) -> dict:
+    saved = InboundSettings.of(request.workspace)  # not what an invalid form left in memory
+    host = request.get_host()
+    return {
         "customized": set(BounceRule.objects.filter(workspace=request.workspace)
                           .values_list("reason", flat=True)),
         "not_counted": [LABELS[r] for r in REASONS if r in NOT_COUNTED],
@@ -222,10 +233,10 @@ def settings_page(request):
         "shared_mx_domains": sorted(settings.MX_DOMAINS),
         # The name tayori mx greets with, unless left at its default: then this site's host.
         "mx_hostname": settings.MX_HOSTNAME if settings.MX_HOSTNAME != "localhost"
-        else request.get_host().rpartition(":")[0] or request.get_host(),
+        else host.rpartition(":")[0] or host,
         "mx_listen": f"{settings.MX_HOST}:{settings.MX_PORT}",
         "min_sent": rates.MIN_SENT, "min_sent_complaints": rates.MIN_SENT_COMPLAINTS,
-    }, status=400 if any(f.errors for f in forms_.values()) else 200)
+    }
 
 
 @requires("settings.manage")

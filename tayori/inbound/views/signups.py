@@ -147,7 +147,8 @@ def edit(request, pk):
                          code=address.code, changed=form.changed_data)
         messages.success(request, _("Saved."))
         return redirect("inbound:signup", address.pk)
-    address.refresh_from_db()  # an invalid form may have changed it in memory
+    if request.method == "POST":
+        address.refresh_from_db()  # the invalid form changed it in memory
     pii = can_view_pii(request)
     mails = EmptyMail.objects.filter(workspace=request.workspace, signup=address)[:MAILS_SHOWN]
     return render(request, "inbound/signup.html", {
