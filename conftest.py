@@ -36,6 +36,17 @@ def _tracking_by_hand(settings):
 
 
 @pytest.fixture(autouse=True)
+def _forget_tracked_links():
+    # Tracking keeps each send's links and each delivery's send per process, keyed by ids the
+    # next test's rows reuse (SQLite hands out a rolled-back id again).
+    from tayori.tracking import fast
+
+    yield
+    fast._links.clear()
+    fast._sources.clear()
+
+
+@pytest.fixture(autouse=True)
 def _private_media(settings, tmp_path):
     # Job files (uploads, error reports, exports) are named by job id, which restarts in every
     # test database: give each test its own folder so parallel runs cannot overwrite each other.

@@ -207,17 +207,6 @@ JOB_FILES = SimpleNamespace(directory=None)
 
 
 @pytest.fixture(autouse=True)
-def _forget_tracked_links():
-    """The routes walked here fill tracking's per-process cache of each send's links, keyed by
-    ids that the next test's rows reuse (SQLite hands out a rolled-back id again)."""
-    from tayori.tracking import fast
-
-    yield
-    fast._links.clear()
-    fast._sources.clear()
-
-
-@pytest.fixture(autouse=True)
 def _job_files(tmp_path):
     JOB_FILES.directory = str(tmp_path)
     yield

@@ -6,6 +6,7 @@ selection is checked on the SQL query and on the Python evaluator."""
 import asyncio
 import datetime as dt
 import json
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.utils import timezone, translation
@@ -24,7 +25,11 @@ from tayori.tracking.tests.conftest import HTML
 pytestmark = pytest.mark.django_db(transaction=True)
 BROWSER = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
            "Chrome/126.0 Safari/537.36")
-NOW = timezone.now()
+# "Within the last N days" counts calendar days in Tokyo, so a hit 1.9 days ago falls inside
+# "1 day" late in the evening: the tests run at the last noon in Tokyo, whatever the clock says.
+_TOKYO = ZoneInfo("Asia/Tokyo")
+_NOON = timezone.now().astimezone(_TOKYO).replace(hour=12, minute=0, second=0, microsecond=0)
+NOW = _NOON if _NOON <= timezone.now() else _NOON - dt.timedelta(days=1)
 
 
 @pytest.fixture(autouse=True)
