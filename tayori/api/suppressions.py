@@ -19,6 +19,7 @@ from tayori.api.auth import can, require_pii, requires
 from tayori.api.common import MAX_ID, InSchema, aware, errors, get_scoped
 from tayori.api.errors import conflict, invalid
 from tayori.api.pagination import PageParams, page_of, paginate
+from tayori.members import services
 from tayori.members.masking import mask_email, mask_phone
 from tayori.members.models import Suppression
 from tayori.members.values import FieldError, normalize_email, normalize_phone
@@ -137,6 +138,7 @@ def get(request, suppression_id: int = Path(..., ge=1, le=MAX_ID)):
 def delete(request, suppression_id: int = Path(..., ge=1, le=MAX_ID)):
     suppression = get_scoped(Suppression, request, suppression_id, _("Suppression"))
     target, kind = f"suppression:{suppression.pk}", suppression.kind
-    suppression.delete()
-    audit.record("suppression.deleted", request=request, target=target, kind=kind, via="api")
+    reactivated = services.lift_suppression(suppression)
+    audit.record("suppression.deleted", request=request, target=target, kind=kind, via="api",
+                 members_reactivated=reactivated)
     return Status(204, None)

@@ -126,6 +126,18 @@ def delete_member(member: Member) -> None:
     member.delete()
 
 
+@transaction.atomic
+def lift_suppression(suppression: Suppression) -> int:
+    """Remove a suppression. One that a bounce put there also marked the address's member
+    bounced: lifting it makes that member reachable again. Returns the members made active."""
+    suppression.delete()
+    if suppression.kind != Suppression.Kind.EMAIL or not suppression.reason.startswith("bounce:"):
+        return 0
+    return Member.objects.filter(workspace_id=suppression.workspace_id, email=suppression.value,
+                                 status=Member.Status.BOUNCED).update(
+        status=Member.Status.ACTIVE, updated_at=timezone.now())
+
+
 def _check_contact_taken(member, errors):
     others = Member.objects.filter(workspace_id=member.workspace_id).exclude(pk=member.pk)
     if member.email and others.filter(email=member.email).exists():

@@ -147,3 +147,18 @@ def test_complaints_above_the_workspace_rate_pause(busy_send, workspace):
     finally:
         rates.MIN_SENT_COMPLAINTS = saved
     assert "Complaint rate" in Source.objects.get(pk=source.pk).pause_reason
+
+
+def test_lifting_a_bounce_suppression_makes_the_member_reachable(owner_client, workspace):
+    from tayori.accounts.models import AuditEvent
+
+    delivery = _delivery(workspace, _source(workspace), "gone@example.jp")
+    _bounce(delivery, "userunknown", hard=True)
+    assert Member.objects.get(pk=delivery.member_id).status == "bounced"
+    suppression = Suppression.objects.get()
+    response = owner_client.post(f"/members/suppressions/{suppression.pk}/delete/")
+    assert response.status_code == 302
+    assert Member.objects.get(pk=delivery.member_id).status == "active"
+    assert not Suppression.objects.exists()
+    event = AuditEvent.objects.get(action="suppression.removed")
+    assert event.detail["members_reactivated"] == 1

@@ -19,7 +19,7 @@ from django.views.decorators.http import require_POST
 
 from tayori.accounts import audit
 from tayori.accounts.access import can, requires
-from tayori.members import csvio, values
+from tayori.members import csvio, services, values
 from tayori.members.forms import SuppressionForm
 from tayori.members.masking import mask_email, mask_phone
 from tayori.members.models import Suppression
@@ -157,10 +157,12 @@ def create(request):
 def delete(request, pk):
     suppression = get_object_or_404(Suppression, pk=pk, workspace=request.workspace)
     target = target_of(suppression)
-    suppression.delete()
+    reactivated = services.lift_suppression(suppression)
     audit.record("suppression.removed", request=request, target=target, kind=suppression.kind,
-                 value=_masked(suppression), reason=suppression.reason)
-    messages.success(request, _("Suppression removed."))
+                 value=_masked(suppression), reason=suppression.reason,
+                 members_reactivated=reactivated)
+    messages.success(request, _("Suppression removed.") if not reactivated else
+                     _("Suppression removed; the member is active again."))
     return redirect("members:suppressions")
 
 
