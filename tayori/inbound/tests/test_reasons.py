@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.utils import translation
 from django.utils.functional import Promise
 
 from tayori.inbound.reasons import (
@@ -21,7 +22,10 @@ from tayori.inbound.reasons import (
 def test_every_reason_has_a_translatable_label():
     assert set(LABELS) == set(REASONS) and len(REASONS) == 21
     assert all(isinstance(label, Promise) for label in LABELS.values())
-    assert str(LABELS["userunknown"]) == "Unknown user"
+    with translation.override("en"):
+        assert str(LABELS["userunknown"]) == "Unknown user"
+    with translation.override("ja"):
+        assert str(LABELS["userunknown"]) == "ユーザー不明"
 
 
 def test_only_reasons_about_the_address_itself_are_hard():
