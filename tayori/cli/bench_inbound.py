@@ -521,7 +521,8 @@ def serve_profiled(port: int, folder: str) -> None:
     stop.wait()
     server.stop()
     for name, profile in profiles.items():
-        profile.dump_stats(str(Path(folder) / f"mx-{re.sub(r'[^A-Za-z0-9_-]+', '-', name)}.pstats"))
+        safe = re.sub(r"[^A-Za-z0-9_-]+", "-", name).strip("-")
+        profile.dump_stats(str(Path(folder) / f"mx-{safe}.pstats"))
 
 
 # --- the client -----------------------------------------------------------------------------
