@@ -47,6 +47,18 @@ def _forget_tracked_links():
 
 
 @pytest.fixture(autouse=True)
+def _forget_inbound_caches():
+    # tayori mx keeps each workspace's bounce rules and the accepted domains a few seconds.
+    from tayori.inbound import consequences, receiving
+
+    consequences.forget_rules()
+    receiving.forget_domains()
+    yield
+    consequences.forget_rules()
+    receiving.forget_domains()
+
+
+@pytest.fixture(autouse=True)
 def _private_media(settings, tmp_path):
     # Job files (uploads, error reports, exports) are named by job id, which restarts in every
     # test database: give each test its own folder so parallel runs cannot overwrite each other.

@@ -15,7 +15,7 @@ from tayori.api.common import MAX_ID, aware, errors, get_scoped
 from tayori.api.pagination import PageParams, page_of, paginate
 from tayori.inbound.models import Bounce, Complaint, Via
 from tayori.inbound.reasons import REASONS
-from tayori.members.masking import mask_email
+from tayori.members.masking import mask_email, mask_emails_in
 
 bounces_router = Router(tags=["Bounces and complaints"])
 complaints_router = Router(tags=["Bounces and complaints"])
@@ -38,7 +38,8 @@ class BounceOut(Schema):
     via: Channel = Field(description="mx: a report mailed back; smtp: the refusal while "
                                      "sending; ses, sendgrid: a provider's feed.")
     status: str = Field(description="Enhanced status code, e.g. 5.1.1.")
-    diagnostic: str
+    diagnostic: str = Field(description="Addresses in it are masked for keys without "
+                                        "members.view_pii.")
     remote_mta: str
     action: str = Field(description="What the workspace's rules did, e.g. the suppression.")
     received_at: dt.datetime
@@ -83,8 +84,13 @@ def _filtered(request, rows, filters: InboundFilter):
 
 def _render(request, rows, fields: tuple[str, ...]) -> list[dict]:
     pii = can(request, "members.view_pii")
-    return [{**{f: getattr(row, f) for f in fields}, "id": row.pk,
-             "address": row.address if pii else mask_email(row.address)} for row in rows]
+    items = [{**{f: getattr(row, f) for f in fields}, "id": row.pk,
+              "address": row.address if pii else mask_email(row.address)} for row in rows]
+    if not pii:  # relays quote the recipient in their replies
+        for item in items:
+            if "diagnostic" in item:
+                item["diagnostic"] = mask_emails_in(item["diagnostic"])
+    return items
 
 
 _BOUNCE_FIELDS = ("delivery_id", "source_id", "member_id", "reason", "hard", "counts", "via",

@@ -85,6 +85,9 @@ class Source(models.Model):
     created_by = models.ForeignKey(Operator, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
+    # When an operator last resumed it after a pause: bounce and complaint rates are judged
+    # from then on, so a send paused for them is not paused again by the same bounces.
+    resumed_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -319,8 +319,9 @@ def pause(source: Source, reason: str = "") -> bool:
 @transaction.atomic
 def resume(source: Source) -> bool:
     """Send the held rows. Rows that reached `sent` are never queued again."""
-    changed = Source.objects.filter(
-        pk=source.pk, status__in=[Source.Status.PAUSED, Source.Status.QUIET]).update(
+    changed = Source.objects.filter(pk=source.pk, status=Source.Status.PAUSED).update(
+        status=Source.Status.RUNNING, pause_reason="", resumed_at=timezone.now())
+    changed = changed or Source.objects.filter(pk=source.pk, status=Source.Status.QUIET).update(
         status=Source.Status.RUNNING, pause_reason="")
     if changed:
         Delivery.objects.filter(source=source, status="held").update(status="queued")

@@ -6,11 +6,11 @@ engine, the provider feeds — ends here, so a bounce means the same whichever w
 from __future__ import annotations
 
 import datetime as dt
+import time
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -53,13 +53,27 @@ class Evidence:
     status: str = ""
     diagnostic: str = ""
     remote_mta: str = ""
+    counts: bool = True  # False: the report could not be read; kept, but never counted
+
+
+# Rules are read for every bounce; a workspace's change reaches every process within this.
+RULES_TTL = 10.0
+_rules: dict[int, tuple[float, dict[str, Rule]]] = {}
 
 
 def rules_of(workspace_id: int) -> dict[str, Rule]:
+    read_at, rules = _rules.get(workspace_id, (-RULES_TTL, {}))
+    if time.monotonic() - read_at < RULES_TTL:
+        return rules
     rules = dict(DEFAULT_RULES)
     for rule in BounceRule.objects.filter(workspace_id=workspace_id):
         rules[rule.reason] = Rule(rule.threshold, rule.window_days, rule.suppress_days)
+    _rules[workspace_id] = (time.monotonic(), rules)
     return rules
+
+
+def forget_rules() -> None:
+    _rules.clear()
 
 
 def raw_kept(raw: bytes) -> bytes:
@@ -71,7 +85,10 @@ def record_bounce(delivery: Delivery | None, evidence: Evidence, *, workspace_id
                   via: str = Via.MX, raw: bytes = b"", now: dt.datetime | None = None,
                   rules: dict[str, Rule] | None = None, act: bool = True) -> Bounce:
     """Keep a bounce and apply the workspace's rule for its reason — unless ``act`` is False:
-    a report matched only by the address it names could have been written by anyone."""
+    a report matched only by the address it names could have been written by anyone.
+
+    This is tayori mx's hot path (every returned mail): a bounce that acts at once (one unknown
+    user) is one insert, one suppression upsert and one member update."""
     now = now or timezone.now()
     address = evidence.address or (delivery.address if delivery else "")
     bounce = Bounce(
@@ -79,19 +96,30 @@ def record_bounce(delivery: Delivery | None, evidence: Evidence, *, workspace_id
         source_id=delivery.source_id if delivery else None,
         member_id=delivery.member_id if delivery else _member_id(workspace_id, address),
         address=address[:254], domain=address.rpartition("@")[2][:253], reason=evidence.reason,
-        hard=evidence.hard, counts=act and evidence.reason not in NOT_COUNTED, via=via,
+        hard=evidence.hard, via=via,
+        counts=act and evidence.counts and evidence.reason not in NOT_COUNTED,
         status=evidence.status[:16], diagnostic=evidence.diagnostic[:1000],
         remote_mta=evidence.remote_mta[:253], raw=raw_kept(raw), received_at=now)
+    rule = (rules or rules_of(workspace_id)).get(evidence.reason, NEVER)
+    if rule.suppress_days is None and not evidence.hard:
+        # Only a permanent failure suppresses for good ("4.4.3 host not found, try again" is
+        # not one): a soft verdict under such a rule is counted, not acted on.
+        rule = NEVER
     with transaction.atomic():
-        bounce.save()
-        rule = (rules or rules_of(workspace_id)).get(evidence.reason, NEVER)
         if not act:
             bounce.action = _("Not acted on: matched by address only")
-            bounce.save(update_fields=["action"])
-        elif bounce.counts and rule.threshold and address:
-            bounce.action = _apply(bounce, rule, now)
-            if bounce.action:
-                bounce.save(update_fields=["action"])
+        elif bounce.counts and rule.threshold == 1 and address:
+            bounce.action = _apply(bounce, rule, 1, now)
+        bounce.save(force_insert=True)
+        if bounce.counts and rule.threshold > 1 and address:
+            # Counted after the insert, so that two reports arriving together both count.
+            since = now - dt.timedelta(days=rule.window_days)
+            seen = Bounce.objects.filter(workspace_id=workspace_id, address=bounce.address,
+                                         reason=bounce.reason, counts=True,
+                                         received_at__gte=since).count()
+            if seen >= rule.threshold:
+                bounce.action = _apply(bounce, rule, seen, now)
+                Bounce.objects.filter(pk=bounce.pk).update(action=bounce.action)
     # A refusal while sending was already told to webhooks as message.failed.
     if delivery is not None and via != Via.SMTP:
         reply = " ".join(p for p in (evidence.status, evidence.diagnostic) if p)
@@ -108,20 +136,15 @@ def _member_id(workspace_id: int, address: str) -> int | None:
             .values_list("pk", flat=True).first())
 
 
-def _apply(bounce: Bounce, rule: Rule, now: dt.datetime) -> str:
-    """Suppress the address when the rule's count is reached; say what was done."""
-    since = now - dt.timedelta(days=rule.window_days)
-    seen = Bounce.objects.filter(workspace_id=bounce.workspace_id, address=bounce.address,
-                                 reason=bounce.reason, counts=True,
-                                 received_at__gte=since).count()
-    if seen < rule.threshold:
-        return ""
+def _apply(bounce: Bounce, rule: Rule, seen: int, now: dt.datetime) -> str:
+    """Suppress the address (its rule's count is reached); say what was done."""
     until = now + dt.timedelta(days=rule.suppress_days) if rule.suppress_days else None
     suppress(bounce.workspace_id, bounce.address, reason=f"bounce: {bounce.reason}",
              source=bounce.via, delivery_id=bounce.delivery_id, until=until, now=now)
     if until is None and bounce.member_id:
-        Member.objects.filter(pk=bounce.member_id).exclude(
-            status__in=[Member.Status.BLOCKED, Member.Status.COMPLAINED]).update(
+        # Only an active member becomes bounced: an unsubscribed or unconfirmed one keeps its
+        # status, so lifting the suppression never subscribes anyone (members.services).
+        Member.objects.filter(pk=bounce.member_id, status=Member.Status.ACTIVE).update(
             status=Member.Status.BOUNCED, updated_at=now)
     if until is None:
         return _("Suppressed (%(count)d × %(reason)s)") % {"count": seen,
@@ -130,25 +153,27 @@ def _apply(bounce: Bounce, rule: Rule, now: dt.datetime) -> str:
         "days": rule.suppress_days, "count": seen, "reason": bounce.reason}
 
 
+_T = Suppression._meta.db_table
+# One statement whatever is there: add the address, or lengthen a suppression it is on — one
+# for a while, or expired — and never shorten one that is for good.
+_SUPPRESS = f"""
+INSERT INTO {_T} (workspace_id, kind, value, reason, source, expires_at, delivery_id, created_at)
+VALUES (%s, 'email', %s, %s, %s, %s, %s, %s)
+ON CONFLICT (workspace_id, kind, value) DO UPDATE
+SET reason = excluded.reason, source = excluded.source, expires_at = excluded.expires_at,
+    delivery_id = excluded.delivery_id
+WHERE {_T}.expires_at IS NOT NULL
+  AND (excluded.expires_at IS NULL OR {_T}.expires_at < excluded.expires_at)
+"""
+
+
 def suppress(workspace_id: int, address: str, *, reason: str, source: str,
              delivery_id: int | None, until: dt.datetime | None, now: dt.datetime) -> None:
     """Add the address to the suppression list, or lengthen a suppression it is already on
     (a permanent one stays permanent)."""
-    values = {"reason": reason[:200], "source": source[:100], "delivery_id": delivery_id,
-              "expires_at": until}
-    current = Suppression.objects.filter(workspace_id=workspace_id, kind="email", value=address)
-    stronger = Q(expires_at__isnull=False, expires_at__lt=until) if until else Q(
-        expires_at__isnull=False)
-    if current.filter(stronger | Q(expires_at__lte=now)).update(**values):
-        return
-    if current.exists():
-        return
-    try:
-        with transaction.atomic():
-            Suppression.objects.create(workspace_id=workspace_id, kind="email", value=address,
-                                       **values)
-    except IntegrityError:  # suppressed meanwhile by another report
-        pass
+    with connection.cursor() as cursor:
+        cursor.execute(_SUPPRESS, [workspace_id, address, reason[:200], source[:100], until,
+                                   delivery_id, now])
 
 
 def record_complaint(delivery: Delivery | None, *, workspace_id: int, address: str,

@@ -4,7 +4,8 @@ reputation (the scheduler asks ``check`` each tick; see delivery.scheduler.PAUSE
 A rate is bounces (or complaints) of the send over its messages sent so far. Bounces that say
 nothing about the address (a carrier's domain filter) do not count. Small samples prove
 nothing, so a rate is judged only from MIN_SENT (bounces) or MIN_SENT_COMPLAINTS messages on:
-0.1 % of complaints means something only after a thousand messages."""
+0.1 % of complaints means something only after a thousand messages. A send an operator
+resumed is judged on what it sent and what came back since, not on the bounces that paused it."""
 
 from __future__ import annotations
 
@@ -28,11 +29,17 @@ RECHECK_SECONDS = 30.0
 _last_checked: dict[int, float] = {}
 
 
-def rates(source_id: int) -> dict:
-    """A send's sent count, counted bounces and complaints, and their rates in percent."""
-    sent = Delivery.objects.filter(source_id=source_id, status="sent").count()
-    bounces = Bounce.objects.filter(source_id=source_id, counts=True).count()
-    complaints = Complaint.objects.filter(source_id=source_id).count()
+def rates(source_id: int, since: dt.datetime | None = None) -> dict:
+    """A send's sent count, counted bounces and complaints, and their rates in percent; with
+    ``since`` (the send was resumed then), only what was sent and came back from then on."""
+    sent = Delivery.objects.filter(source_id=source_id, status="sent")
+    bounces = Bounce.objects.filter(source_id=source_id, counts=True)
+    complaints = Complaint.objects.filter(source_id=source_id)
+    if since is not None:
+        sent = sent.filter(sent_at__gte=since)
+        bounces = bounces.filter(received_at__gte=since)
+        complaints = complaints.filter(received_at__gte=since)
+    sent, bounces, complaints = sent.count(), bounces.count(), complaints.count()
     return {"sent": sent, "bounces": bounces, "complaints": complaints,
             "bounce_rate": _percent(bounces, sent), "complaint_rate": _percent(complaints, sent)}
 
@@ -46,20 +53,22 @@ def check(running, *, now: dt.datetime) -> list[tuple[int, str]]:
     counted = {}
     for model, filters in ((Bounce, {"counts": True}), (Complaint, {})):
         for row in (model.objects.filter(source__in=running, **filters).order_by()
-                    .values("source_id", "source__workspace_id").annotate(n=Count("id"))):
-            counted.setdefault(row["source_id"], row["source__workspace_id"])
+                    .values("source_id", "source__workspace_id", "source__resumed_at")
+                    .annotate(n=Count("id"))):
+            counted.setdefault(row["source_id"], (row["source__workspace_id"],
+                                                  row["source__resumed_at"]))
     if not counted:
         return []
     limits = {s.workspace_id: (s.bounce_rate_limit, s.complaint_rate_limit)
               for s in InboundSettings.objects.filter(workspace_id__in=set(counted.values()))}
     paused, clock = [], time.monotonic()
-    for source_id, workspace_id in counted.items():
+    for source_id, (workspace_id, resumed_at) in counted.items():
         if clock - _last_checked.get(source_id, -RECHECK_SECONDS) < RECHECK_SECONDS:
             continue
         _last_checked[source_id] = clock
         bounce_limit, complaint_limit = limits.get(
             workspace_id, (DEFAULT_BOUNCE_LIMIT, DEFAULT_COMPLAINT_LIMIT))
-        found = rates(source_id)
+        found = rates(source_id, resumed_at)
         if found["sent"] >= MIN_SENT and found["bounce_rate"] > bounce_limit:
             paused.append((source_id, _(
                 "Bounce rate %(rate)s%% (%(bounces)d of %(sent)d sent) is above %(limit)s%%")

@@ -230,6 +230,13 @@ _MAILBOX_GONE = re.compile(
 # sender (SoftBank's "553 <domain> does not exist" for an envelope domain without DNS); refused
 # after DATA, the recipient exists and something filtered the message.
 _AT_MAIL_FROM = re.compile(r"(?:in reply to|after) mail from")
+# The same when the reply names our sender (x.1.7 and x.1.8 are the sender's address and
+# domain): "Sender address rejected: Domain not found" says our bounce domain has no DNS, not
+# that the recipient's is gone, and must never suppress the recipient.
+_OUR_SENDER = re.compile(
+    r"sender address|sender (?:denied|refused|not allowed|rejected)|sender verify"
+    r"|domain of sender|sender domain|mail from\b[^.;]{0,40}(?:rejected|refused|denied)")
+_SENDER_STATUS = frozenset({"1.7", "1.8"})
 _AFTER_DATA = re.compile(r"in reply to end of data|after end of data|after data\b")
 # A temporary failure the sending MTA finally gave up on is "expired" when the cause was the
 # path to the server; a cause the server named (a full mailbox) is more useful and stays.
@@ -277,7 +284,7 @@ def classify(*, status: str = "", reply_code: int | None = None, diagnostic: str
               or _GENERIC_STATUS.get(key) or _GENERIC_SUBJECT.get(key.partition(".")[0])
               or _REPLY.get(reply_code or 0) or "undefined")
 
-    if _AT_MAIL_FROM.search(text):
+    if _AT_MAIL_FROM.search(text) or key in _SENDER_STATUS or _OUR_SENDER.search(text):
         if reason in ("userunknown", "filtered", "hostunknown", "undefined"):
             reason = "rejected"
     elif reason == "userunknown" and _AFTER_DATA.search(text):

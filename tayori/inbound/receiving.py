@@ -5,8 +5,12 @@
 - ``unsubscribe+<token>@<bounce domain>`` — the List-Unsubscribe mailto of a delivery;
 - ``join-<code>@<inbound domain>`` — an empty-mail sign-up;
 - any other address at our domains (postmaster@, abuse@, a feedback-loop address) — a report
-  matched to its delivery by what it quotes of the original: the Return-Path, the Message-ID
-  (both carry the delivery's token) or, last, the recipient's most recent delivery.
+  matched to its delivery by what it quotes of the original: the Return-Path or the Message-ID
+  (both carry the delivery's token); last, by the failed recipient's address, which is kept but
+  never acted on.
+
+One delivery bounces once and is complained about once: a report sent again is not counted
+again.
 
 The domains accepted are the workspaces' bounce, sender and inbound domains and
 settings.MX_DOMAINS, read again every DOMAINS_TTL seconds."""
@@ -21,20 +25,21 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
-from tayori.accounts.models import Workspace
 from tayori.delivery import tokens
 from tayori.delivery.models import Delivery, DeliverySettings, SenderDomain
 from tayori.inbound import dsn, signup
 from tayori.inbound.consequences import Evidence, record_bounce, record_complaint
-from tayori.inbound.models import InboundSettings, SignupAddress, Via
+from tayori.inbound.models import Bounce, Complaint, InboundSettings, SignupAddress, Via
 
 log = logging.getLogger(__name__)
 
 DOMAINS_TTL = 30.0
 # How far back the last fallback looks for the delivery a recipient's bounce is about.
 RECENT = dt.timedelta(days=30)
+MAX_UNSIGNED = 10  # failed recipients looked up per unsigned report
 # A report that names no failed recipient is still kept when it is plainly a report.
 _DAEMON = re.compile(r"mailer-daemon|postmaster|mail delivery", re.I)
 
@@ -79,9 +84,12 @@ class Receipt:
     detail: str = ""
 
 
+@transaction.atomic
 def receive(mail_from: str, recipients: list[str], raw: bytes, *,
             now: dt.datetime | None = None) -> Receipt:
-    """Act on one accepted mail (all its recipients are at accepted domains)."""
+    """Act on one accepted mail (all its recipients are at accepted domains) in one
+    transaction: a failure half-way leaves nothing behind, and the sender's retry (after tayori
+    mx's 451) starts clean."""
     now = now or timezone.now()
     for recipient in recipients:
         local = recipient.rpartition("@")[0]
@@ -92,7 +100,7 @@ def receive(mail_from: str, recipients: list[str], raw: bytes, *,
             return _signup(local[5:], mail_from, raw, now)
     verp = next((d for r in recipients
                  if (d := tokens.delivery_of_bounce(r.rpartition("@")[0]))), None)
-    return _report(verp, mail_from, raw, now)
+    return _report(verp, recipients, mail_from, raw, now)
 
 
 def _unsubscribe(token: str) -> Receipt:
@@ -122,64 +130,107 @@ def _signup(code: str, mail_from: str, raw: bytes, now: dt.datetime) -> Receipt:
     return Receipt("signup", detail=mail.outcome if mail else "refused")
 
 
-def _report(verp: int | None, mail_from: str, raw: bytes, now: dt.datetime) -> Receipt:
+def _report(verp: int | None, recipients: list[str], mail_from: str, raw: bytes,
+            now: dt.datetime) -> Receipt:
     report = dsn.parse(raw)
     if report.kind in ("autoreply", "delay"):
         return Receipt(report.kind, [verp] if verp else [])
     if report.kind == "complaint":
         return _complaint(verp, report, raw, now)
     failures = [f for f in report.failures if f.action != "delayed"]
+    readable = bool(failures)
     if not failures and verp and (report.kind == "bounce" or not mail_from
                                   or _DAEMON.search(f"{mail_from} {report.sender}")):
-        # A report Tayori cannot read still proves the message came back.
+        # A report Tayori cannot read still shows the message came back; it is kept, but
+        # counts against neither the address nor the send.
         failures = [dsn.Failure(recipient="", reason="undefined", hard=False,
                                 diagnostic=report.subject)]
-    receipt = Receipt("bounce" if failures else "ignored")
-    for failure in failures:
-        delivery, signed = _delivery(verp, report, failure.recipient, now)
-        if delivery is None:
-            log.info("bounce for %s matched no delivery", failure.recipient or "?")
-            continue
-        address = delivery.address if verp else failure.recipient or delivery.address
-        bounce = record_bounce(delivery, Evidence(
-            address=address, reason=failure.reason, hard=failure.hard, status=failure.status,
-            diagnostic=failure.diagnostic, remote_mta=failure.remote_mta),
-            workspace_id=delivery.workspace_id, via=Via.MX, raw=raw, now=now, act=signed)
-        receipt.deliveries.append(delivery.pk)
-        receipt.bounces.append(bounce.pk)
-    return receipt
+    if not failures:
+        return Receipt()
+    delivery = _signed_delivery(verp, report)
+    if delivery is None:
+        return _unsigned(report, failures, recipients, raw, now)
+    if Bounce.objects.filter(delivery=delivery).exists():
+        # Sent again (after a 451, or by a second relay): one delivery bounces once.
+        return Receipt("bounce", [delivery.pk], detail="already recorded")
+    # The token proves the delivery, so the address acted on is the one Tayori sent to; of a
+    # report naming several recipients, the failure that is about it.
+    failure = next((f for f in failures if f.recipient.lower() == delivery.address.lower()),
+                   failures[0])
+    bounce = record_bounce(delivery, Evidence(
+        address=delivery.address, reason=failure.reason, hard=failure.hard,
+        status=failure.status, diagnostic=failure.diagnostic, remote_mta=failure.remote_mta,
+        counts=readable), workspace_id=delivery.workspace_id, via=Via.MX, raw=raw, now=now)
+    return Receipt("bounce", [delivery.pk], [bounce.pk])
 
 
 def _complaint(verp: int | None, report: dsn.Report, raw: bytes, now: dt.datetime) -> Receipt:
-    delivery, signed = _delivery(verp, report, next(iter(report.original_recipients), ""), now)
-    if delivery is None or not signed:  # anyone can claim an address complained
-        return Receipt("ignored", detail="complaint matched no delivery")
+    delivery = _signed_delivery(verp, report)
+    if delivery is None:  # anyone can claim an address complained
+        return Receipt(detail="complaint matched no delivery")
+    if Complaint.objects.filter(delivery=delivery).exists():
+        return Receipt("complaint", [delivery.pk], detail="already recorded")
     complaint = record_complaint(delivery, workspace_id=delivery.workspace_id,
                                  address=delivery.address, feedback_type=report.feedback_type,
                                  reporter=report.user_agent or report.sender, raw=raw, now=now)
     return Receipt("complaint", [delivery.pk], complaints=[complaint.pk])
 
 
-def _delivery(verp: int | None, report: dsn.Report, recipient: str,
-              now: dt.datetime) -> tuple[Delivery | None, bool]:
-    """The delivery a report is about, and whether a signed token named it: VERP, else the
-    token in the quoted Return-Path or Message-ID, else the recipient's latest delivery."""
+def _signed_delivery(verp: int | None, report: dsn.Report) -> Delivery | None:
+    """The delivery a signed token names: the VERP address the report came to, else the
+    Return-Path or Message-ID it quotes. Locked, so that two copies of one report arriving
+    together are recorded once."""
     candidates = [verp] if verp else []
-    if not candidates:
-        for quoted in (report.original_return_path, report.original_message_id):
-            local = quoted.strip("<>").rpartition("@")[0]
-            if (found := tokens.delivery_of_bounce(local)
-                    or tokens.delivery_of_bounce(f"bounce+{local}")):
-                candidates.append(found)
+    for quoted in (report.original_return_path, report.original_message_id):
+        local = quoted.strip("<>").rpartition("@")[0]
+        if found := (tokens.delivery_of_bounce(local)
+                     or tokens.delivery_of_bounce(f"bounce+{local}")):
+            candidates.append(found)
     for pk in candidates:
-        delivery = Delivery.objects.filter(pk=pk).first()
+        delivery = (Delivery.objects.select_for_update().filter(pk=pk)
+                    .only("pk", "workspace_id", "source_id", "member_id", "address").first())
         if delivery is not None:
-            return delivery, True
-    if not recipient:
-        return None, False
-    # Last: what was sent to that address lately, most recent first. Anyone can write such a
-    # report, so a bounce matched this way is shown but never suppresses (see record_bounce).
-    return (Delivery.objects.filter(workspace_id__in=Workspace.objects.values("pk"),
-                                    address__in={recipient, recipient.lower()}, status="sent",
-                                    sent_at__gte=now - RECENT)
-            .order_by("-sent_at").first()), False
+            return delivery
+    return None
+
+
+def _unsigned(report: dsn.Report, failures: list, recipients: list[str], raw: bytes,
+              now: dt.datetime) -> Receipt:
+    """The last fallback: the failed recipients' latest mail from the workspaces that own the
+    domain the report was sent to. Anyone can write such a report, so it is kept and shown on
+    the member's page, but tied to no delivery, told to no webhook and never acted on."""
+    owners = _owners({r.rpartition("@")[2].lower() for r in recipients})
+    receipt = Receipt()
+    for failure in failures[:MAX_UNSIGNED]:
+        if not failure.recipient or not owners:
+            continue
+        found = (Delivery.objects.filter(workspace_id__in=owners,
+                                         address__in={failure.recipient,
+                                                      failure.recipient.lower()},
+                                         status="sent", sent_at__gte=now - RECENT)
+                 .order_by("-sent_at").values_list("workspace_id", flat=True).first())
+        if found is None:
+            log.info("bounce for %s matched no delivery", failure.recipient)
+            continue
+        bounce = record_bounce(None, Evidence(
+            address=failure.recipient, reason=failure.reason, hard=failure.hard,
+            status=failure.status, diagnostic=failure.diagnostic,
+            remote_mta=failure.remote_mta), workspace_id=found, via=Via.MX, raw=raw, now=now,
+            act=False)
+        receipt.kind = "bounce"
+        receipt.bounces.append(bounce.pk)
+    return receipt
+
+
+def _owners(domains: set[str]) -> set[int]:
+    """The workspaces whose bounce, sender or inbound domain is one of ``domains``."""
+    owners = set()
+    for domain in domains:
+        owners.update(DeliverySettings.objects.filter(
+            Q(bounce_domain__iexact=domain) | Q(transactional_bounce_domain__iexact=domain))
+            .values_list("workspace_id", flat=True))
+        owners.update(SenderDomain.objects.filter(domain__iexact=domain)
+                      .values_list("workspace_id", flat=True))
+        owners.update(InboundSettings.objects.filter(inbound_domain__iexact=domain)
+                      .values_list("workspace_id", flat=True))
+    return owners

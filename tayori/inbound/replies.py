@@ -7,12 +7,15 @@ few, so this costs one query for the batch's failed rows."""
 
 from __future__ import annotations
 
+import logging
 import re
 
 from tayori.delivery.models import Delivery
 from tayori.inbound.consequences import Evidence, record_bounce, rules_of
 from tayori.inbound.models import Via
 from tayori.inbound.reasons import classify_reply
+
+log = logging.getLogger(__name__)
 
 # Only a server's answer is evidence about the recipient; a message Tayori could not render or
 # a relay it could not reach says nothing about the address.
@@ -33,8 +36,11 @@ def delivery_changed(kind: str, rows: list, at) -> None:
         status = re.search(r"\b[245]\.\d{1,3}\.\d{1,3}\b", reply)
         if delivery.workspace_id not in rules:
             rules[delivery.workspace_id] = rules_of(delivery.workspace_id)
-        record_bounce(delivery, Evidence(
-            address=delivery.address, reason=verdict.reason, hard=verdict.hard,
-            status=status.group(0) if status else reply.strip()[:3], diagnostic=reply),
-            workspace_id=delivery.workspace_id, via=Via.SMTP, now=at,
-            rules=rules[delivery.workspace_id])
+        try:
+            record_bounce(delivery, Evidence(
+                address=delivery.address, reason=verdict.reason, hard=verdict.hard,
+                status=status.group(0) if status else reply.strip()[:3], diagnostic=reply),
+                workspace_id=delivery.workspace_id, via=Via.SMTP, now=at,
+                rules=rules[delivery.workspace_id])
+        except Exception:  # one row's trouble must not cost the batch's other bounces
+            log.exception("refusal of delivery %s not recorded as a bounce", delivery.pk)

@@ -4,6 +4,11 @@
 not enough to contact the person.
 """
 
+import re
+
+# An address as relays quote it in replies and diagnostics ("<taro@example.jp>: User unknown").
+_ADDRESS = re.compile(r"[^\s<>()\[\]\"',;:]+@[A-Za-z0-9.-]+[A-Za-z0-9]")
+
 
 def mask_email(email: str) -> str:
     if not email:
@@ -12,6 +17,11 @@ def mask_email(email: str) -> str:
     # Never reveal a whole local part: short ones keep one character, others two.
     shown = 1 if len(local) <= 3 else 2
     return f"{local[:shown]}***@{domain}"
+
+
+def mask_emails_in(text: str) -> str:
+    """Text (an SMTP reply, a bounce's diagnostic) with every address in it masked."""
+    return _ADDRESS.sub(lambda m: mask_email(m.group(0)), text)
 
 
 def mask_phone(phone: str) -> str:

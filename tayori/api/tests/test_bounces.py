@@ -22,7 +22,8 @@ def came_back(workspace):
         rows[address] = Delivery.objects.create(workspace=workspace, source=source,
                                                 member=member, address=address, status="sent")
     record_bounce(rows["gone@example.co.jp"], Evidence(
-        "gone@example.co.jp", "userunknown", True, "5.1.1", "550 5.1.1 User unknown",
+        "gone@example.co.jp", "userunknown", True, "5.1.1",
+        "550 5.1.1 <gone@example.co.jp>: User unknown",
         "mx.example.co.jp"), workspace_id=workspace.pk)
     record_bounce(rows["k@docomo.ne.jp"], Evidence("k@docomo.ne.jp", "filtered", False, "5.0.0",
                                                    "550 Unknown user"), workspace_id=workspace.pk)
@@ -55,6 +56,10 @@ def test_complaints_are_listed(api, came_back):
 def test_addresses_are_masked_without_the_pii_right(analyst_api, came_back):
     items = analyst_api.get("/api/v1/bounces").json()["items"]
     assert all("gone@" not in b["address"] and "k@docomo" not in b["address"] for b in items)
+    assert "gone@" not in items[0]["diagnostic"] and "go***@example.co.jp" in items[0]["diagnostic"]
+    delivery = came_back["gone@example.co.jp"]
+    events = analyst_api.get(f"/api/v1/messages/{delivery.pk}").json()["events"]
+    assert all("gone@" not in (e.get("reply") or "") for e in events)
     refused = analyst_api.get("/api/v1/bounces?address=gone@example.co.jp")
     assert refused.status_code == 403 and "members.view_pii" in error_of(refused)["message"]
 

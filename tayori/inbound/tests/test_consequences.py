@@ -153,6 +153,7 @@ def test_lifting_a_bounce_suppression_makes_the_member_reachable(owner_client, w
     from tayori.accounts.models import AuditEvent
 
     delivery = _delivery(workspace, _source(workspace), "gone@example.jp")
+    assert Member.objects.get(pk=delivery.member_id).status == "active"
     _bounce(delivery, "userunknown", hard=True)
     assert Member.objects.get(pk=delivery.member_id).status == "bounced"
     suppression = Suppression.objects.get()
@@ -162,3 +163,32 @@ def test_lifting_a_bounce_suppression_makes_the_member_reachable(owner_client, w
     assert not Suppression.objects.exists()
     event = AuditEvent.objects.get(action="suppression.removed")
     assert event.detail["members_reactivated"] == 1
+
+
+def test_a_soft_verdict_never_suppresses_for_good(workspace):
+    delivery = _delivery(workspace, _source(workspace), "a@example.jp")
+    _bounce(delivery, "hostunknown", hard=False)  # "4.4.3 host not found, try again"
+    assert not Suppression.objects.exists()
+    assert Member.objects.get(pk=delivery.member_id).status == "active"
+
+
+def test_an_unsubscribed_member_stays_unsubscribed_through_bounce_and_lift(workspace):
+    from tayori.members import services
+
+    delivery = _delivery(workspace, _source(workspace, kind="transactional"), "u@example.jp")
+    Member.objects.filter(pk=delivery.member_id).update(status="unsubscribed")
+    _bounce(delivery, "userunknown", hard=True)
+    assert Member.objects.get(pk=delivery.member_id).status == "unsubscribed"
+    assert services.lift_suppression(Suppression.objects.get()) == 0
+    assert Member.objects.get(pk=delivery.member_id).status == "unsubscribed"
+
+
+def test_a_resumed_send_is_judged_on_what_came_back_since(busy_send):
+    source, rows = busy_send
+    for row in rows[:20]:
+        _bounce(row, "userunknown", hard=True)
+    assert scheduler.auto_pause(now=timezone.now()) == [source.pk]
+    assert queue.resume(Source.objects.get(pk=source.pk))
+    rates._last_checked.clear()
+    assert scheduler.auto_pause(now=timezone.now()) == []  # the same bounces: not again
+    assert Source.objects.get(pk=source.pk).status == "running"

@@ -40,7 +40,7 @@ def mail_to(workspace):
                                     tracking_host="t.example.jp")
 
     def send(address):
-        member = Member.objects.create(workspace=workspace, email=address)
+        member = Member.objects.get_or_create(workspace=workspace, email=address)[0]
         delivery = sending.enqueue_message(workspace, sending.Content(
             subject="ご注文ありがとうございます", text="{{ email }} 様", tracking=False,
             from_address="shop@example.jp"), member=member)
@@ -76,24 +76,54 @@ def test_a_report_without_verp_is_matched_by_its_quoted_message_id(mail_to):
     assert Suppression.objects.filter(value="hanako@example.co.jp").exists()
 
 
-def test_a_report_matched_only_by_address_is_kept_but_not_acted_on(mail_to):
+def test_a_report_matched_only_by_address_is_kept_but_not_acted_on(mail_to, other_workspace):
     delivery, _copy = mail_to("jiro@example.co.jp")
     forged = dsn(b"Subject: something\r\nTo: jiro@example.co.jp", "jiro@example.co.jp")
     with mx_server() as server:
         deliver(server, "", f"postmaster@{BOUNCE_DOMAIN}", forged)
     bounce = Bounce.objects.get()
-    assert bounce.delivery_id == delivery.pk and not bounce.counts
+    assert (bounce.delivery_id, bounce.member_id, bounce.counts) == (
+        None, delivery.member_id, False)
     assert not Suppression.objects.exists()
     assert Member.objects.get(pk=delivery.member_id).status == "active"
+    assert [e for e in delivery_history(delivery) if e["type"] == "bounced"] == []
+
+
+def test_an_address_only_report_never_reaches_another_workspace(mail_to, other_workspace):
+    from tayori.delivery.models import Delivery, Source
+
+    mail_to("someone@example.co.jp")  # the report comes to this workspace's bounce domain
+    theirs = Source.objects.create(workspace=other_workspace, name="theirs", status="done",
+                                   from_address="a@other.example.jp", subject="s", text="t")
+    Delivery.objects.create(workspace=other_workspace, source=theirs, status="sent",
+                            address="victim@example.co.jp", sent_at=timezone.now())
+    with mx_server() as server:
+        deliver(server, "", f"postmaster@{BOUNCE_DOMAIN}",
+                dsn(b"Subject: x", "victim@example.co.jp"))
+    assert not Bounce.objects.exists()
+
+
+def test_a_report_quoting_its_own_token_acts_only_on_its_own_address(mail_to):
+    delivery, copy = mail_to("attacker@example.co.jp")
+    forged = dsn(bytes(copy.raw), "victim@example.co.jp")  # its own mail, someone else failed
+    victim = Member.objects.create(workspace=delivery.workspace, email="victim@example.co.jp")
+    with mx_server() as server:
+        deliver(server, "", f"postmaster@{BOUNCE_DOMAIN}", forged)
+        deliver(server, "", copy.mail_from, forged)  # and again, by VERP: counted once
+    assert list(Suppression.objects.values_list("value", flat=True)) == [
+        "attacker@example.co.jp"]
+    assert Bounce.objects.get().address == "attacker@example.co.jp"
+    assert Member.objects.get(pk=victim.pk).status == "active"
 
 
 def test_a_carrier_domain_filter_never_suppresses(mail_to):
-    delivery, copy = mail_to("keitai@docomo.ne.jp")
-    report = dsn(bytes(copy.raw), "keitai@docomo.ne.jp", status="5.0.0",
-                 diagnostic="smtp; 550 Unknown user keitai@docomo.ne.jp", mta="mfsmax.docomo.ne.jp")
     with mx_server() as server:
         for _ in range(3):
-            deliver(server, "", copy.mail_from, report)
+            delivery, copy = mail_to("keitai@docomo.ne.jp")
+            deliver(server, "", copy.mail_from, dsn(
+                bytes(copy.raw), "keitai@docomo.ne.jp", status="5.0.0",
+                diagnostic="smtp; 550 Unknown user keitai@docomo.ne.jp",
+                mta="mfsmax.docomo.ne.jp"))
     assert set(Bounce.objects.values_list("reason", "hard", "counts")) == {
         ("filtered", False, False)}
     assert not Suppression.objects.exists()
@@ -101,13 +131,15 @@ def test_a_carrier_domain_filter_never_suppresses(mail_to):
 
 
 def test_a_full_mailbox_suppresses_for_thirty_days_after_five(mail_to):
-    delivery, copy = mail_to("full@example.co.jp")
-    report = dsn(bytes(copy.raw), "full@example.co.jp", status="4.2.2",
-                 diagnostic="smtp; 452 4.2.2 Mailbox full")
     with mx_server() as server:
-        for count in range(1, 6):
+        for count in range(1, 6):  # five messages, each bouncing (once, though sent twice)
+            delivery, copy = mail_to("full@example.co.jp")
+            report = dsn(bytes(copy.raw), "full@example.co.jp", status="4.2.2",
+                         diagnostic="smtp; 452 4.2.2 Mailbox full")
+            deliver(server, "", copy.mail_from, report)
             deliver(server, "", copy.mail_from, report)
             assert Suppression.objects.exists() == (count == 5)
+    assert Bounce.objects.count() == 5
     suppression = Suppression.objects.get()
     days = (suppression.expires_at - timezone.now()).total_seconds() / 86400
     assert 29.9 < days <= 30 and suppression.reason == "bounce: mailboxfull"

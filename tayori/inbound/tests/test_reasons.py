@@ -239,3 +239,13 @@ def test_status_in_skips_ip_addresses():
     assert status_in("host 10.5.1.1 said: 550 5.1.1 no") == "5.1.1"
     assert status_in("[203.0.113.25] (#5.2.2)") == "5.2.2"
     assert status_in("554.30 and 192.0.2.4") == ""
+
+
+@pytest.mark.parametrize("reply", [
+    "550 5.1.0 <bounce+0a1b@bounce.example.jp>: Sender address rejected: User unknown in "
+    "virtual mailbox table",
+    "553 5.1.8 <bounce+0a1b@bounce.example.jp>: Sender address rejected: Domain not found",
+    "550 5.1.8 Domain of sender address bounce+0a1b@bounce.example.jp does not exist",
+])
+def test_a_refusal_of_our_sender_is_never_the_recipients_fault(reply):
+    assert classify_reply(reply, recipient="taro@example.co.jp") == Verdict("rejected", False)

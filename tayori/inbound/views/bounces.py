@@ -6,7 +6,6 @@ see addresses masked (inside diagnostics too) and never a raw report."""
 from __future__ import annotations
 
 import datetime as dt
-import re
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
@@ -24,7 +23,7 @@ from tayori.accounts.access import can, requires
 from tayori.delivery.models import Source
 from tayori.inbound.models import Bounce, Complaint
 from tayori.inbound.reasons import LABELS, is_carrier
-from tayori.members.masking import mask_email
+from tayori.members.masking import mask_email, mask_emails_in
 from tayori.members.views.helpers import can_view_pii
 from tayori.tracking.clients import CARRIERS
 
@@ -39,12 +38,9 @@ STREAM_KINDS = {
 }
 STREAMS = {"all": gettext_lazy("All mail"), "broadcast": gettext_lazy("Broadcast"),
            "transactional": gettext_lazy("Transactional")}
-_ADDRESS = re.compile(r"[^\s<>()\[\]\"',;:]+@[A-Za-z0-9.-]+[A-Za-z0-9]")
-
-
 def scrub(text: str, pii: bool) -> str:
     """A diagnostic as the viewer may read it: relays quote the recipient's address."""
-    return text if pii else _ADDRESS.sub(lambda m: mask_email(m.group(0)), text)
+    return text if pii else mask_emails_in(text)
 
 
 def reason_label(reason: str) -> str:

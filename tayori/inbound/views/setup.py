@@ -24,7 +24,14 @@ from tayori.accounts import audit
 from tayori.accounts.access import requires
 from tayori.delivery.models import DeliverySettings, SenderDomain
 from tayori.inbound import rates, receiving
-from tayori.inbound.consequences import DEFAULT_RULES, NEVER, NOT_COUNTED, Rule, rules_of
+from tayori.inbound.consequences import (
+    DEFAULT_RULES,
+    NEVER,
+    NOT_COUNTED,
+    Rule,
+    forget_rules,
+    rules_of,
+)
 from tayori.inbound.models import BounceRule, InboundSettings
 from tayori.inbound.reasons import LABELS, REASONS
 
@@ -127,6 +134,7 @@ def _describe(rule: Rule) -> dict:
 def save_rules(workspace, rules: dict[str, Rule]) -> dict:
     """Keep a row for each reason whose rule is not Tayori's default (a reason left at the
     default follows it); return what changed, before and after."""
+    forget_rules()  # read them fresh: this process may hold them for a few seconds
     before = rules_of(workspace.pk)
     changed = {}
     with transaction.atomic():
@@ -142,6 +150,7 @@ def save_rules(workspace, rules: dict[str, Rule]) -> dict:
                     workspace=workspace, reason=reason,
                     defaults={"threshold": rule.threshold, "window_days": rule.window_days,
                               "suppress_days": rule.suppress_days})
+    forget_rules()
     return changed
 
 
