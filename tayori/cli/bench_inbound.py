@@ -454,18 +454,30 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _tree_cpu_seconds(pid: int) -> float:
+    """CPU of a process and its running children (``tayori mx --processes N``)."""
+    total = _cpu_seconds(pid)
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid:
+                total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 class Mx:
     """``tayori mx`` as a subprocess on a free loopback port (under cProfile, every thread, when
     given a folder for the profiles)."""
 
-    def __init__(self, database_url: str, profile_dir: str = ""):
+    def __init__(self, database_url: str, profile_dir: str = "", processes: int = 1):
         self.port = _free_port()
         env = {**os.environ, "TAYORI_DATABASE_URL": database_url, "TAYORI_LOG_LEVEL": "WARNING"}
         if profile_dir:
             command = ["-c", "from tayori.cli.bench_inbound import serve_profiled; "
                              f"serve_profiled({self.port}, {profile_dir!r})"]
         else:
-            command = ["-m", "tayori", "mx", "--host", "127.0.0.1", "--port", str(self.port)]
+            command = ["-m", "tayori", "mx", "--host", "127.0.0.1", "--port", str(self.port),
+                       "--processes", str(processes)]
         self.process = subprocess.Popen([sys.executable, *command], env=env,
                                         stdout=subprocess.DEVNULL)
 
@@ -484,7 +496,7 @@ class Mx:
         raise RuntimeError(f"tayori mx exited with {self.process.returncode}")
 
     def cpu_seconds(self) -> float:
-        return _cpu_seconds(self.process.pid)
+        return _tree_cpu_seconds(self.process.pid)
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -605,7 +617,7 @@ def parse_rate(batch: list[Report]) -> dict:
 # --- the bench ------------------------------------------------------------------------------
 
 def run(database_url: str, *, bounces: int, connections: int, rounds: int,
-        profile_dir: str = "") -> dict:
+        profile_dir: str = "", processes: int = 1) -> dict:
     """Prepare, measure, clean up: the report as a dict."""
     import uvloop
     from django.db import connection
@@ -627,7 +639,7 @@ def run(database_url: str, *, bounces: int, connections: int, rounds: int,
         warming, measured = everything[:warmup], everything[warmup:]
         # smtp-sink without PIPELINING, as tayori mx: the client holds the same conversation.
         sink, sink_port = start_smtp_sink(pipelining=False)
-        mx = Mx(database_url, profile_dir)
+        mx = Mx(database_url, profile_dir, processes)
         mx.wait()
         database = connection.settings_dict["NAME"] if connection.vendor == "postgresql" else ""
         # The bench keeps its connection open but idle, as `tayori serve`'s other processes do:
@@ -666,6 +678,7 @@ def run(database_url: str, *, bounces: int, connections: int, rounds: int,
         report = {
             "database": connection.vendor, "cores": os.cpu_count(), "bounces": bounces,
             "connections": connections, "rounds": rounds, "target_per_s": TARGET_PER_S,
+            "mx_processes": processes,
             "reports": {"mix": dict(Counter(r.kind for r in measured)),
                         "bytes_mean": round(statistics.mean(sizes)), "bytes_min": min(sizes),
                         "bytes_max": max(sizes)},
@@ -734,7 +747,8 @@ def _summary(report: dict) -> str:
                    report["stored"])
     return "\n".join([
         f"{report['database']}, {report['bounces']} reports of {report['reports']['bytes_mean']} "
-        f"bytes, {report['connections']} connections, median of {report['rounds']} rounds",
+        f"bytes, {report['connections']} connections, {report['mx_processes']} mx "
+        f"process(es), median of {report['rounds']} rounds",
         f"tayori mx      {t['per_s']:>7,}/s  {t['rounds_per_s']}  "
         f"(target {report['target_per_s']}/s: {'met' if t['meets_target'] else 'NOT met'})",
         f"smtp-sink      {s['per_s']:>7,}/s  ratio {t['ratio_to_sink']}",
@@ -752,6 +766,7 @@ def _summary(report: dict) -> str:
 def inbound(
     bounces: Annotated[int, typer.Option(help="Reports sent to tayori mx, each once.")] = 5000,
     connections: Annotated[int, typer.Option(help="SMTP connections kept open.")] = 4,
+    processes: Annotated[int, typer.Option(help="tayori mx --processes N.")] = 1,
     rounds: Annotated[int, typer.Option(help="Rounds; medians are reported.")] = 3,
     database_url: Annotated[str, typer.Option(
         help="PostgreSQL database to use (migrated first); default: a temporary SQLite file."
@@ -767,5 +782,6 @@ def inbound(
     with tempfile.TemporaryDirectory(prefix="tayori-bench-") as scratch:
         url = database_url or f"sqlite:///{Path(scratch) / 'bench.sqlite3'}"
         report = run(url, bounces=bounces, connections=connections, rounds=rounds,
-                     profile_dir=str(Path(profile).resolve()) if profile else "")
+                     profile_dir=str(Path(profile).resolve()) if profile else "",
+                     processes=processes)
     typer.echo(json.dumps(report, ensure_ascii=False, indent=2) if as_json else _summary(report))

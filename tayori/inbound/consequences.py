@@ -105,7 +105,7 @@ def record_bounce(delivery: Delivery | None, evidence: Evidence, *, workspace_id
         # Only a permanent failure suppresses for good ("4.4.3 host not found, try again" is
         # not one): a soft verdict under such a rule is counted, not acted on.
         rule = NEVER
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):  # part of the caller's transaction, if any
         if not act:
             bounce.action = _("Not acted on: matched by address only")
         elif bounce.counts and rule.threshold == 1 and address:
@@ -144,8 +144,8 @@ def _apply(bounce: Bounce, rule: Rule, seen: int, now: dt.datetime) -> str:
     if until is None and bounce.member_id:
         # Only an active member becomes bounced: an unsubscribed or unconfirmed one keeps its
         # status, so lifting the suppression never subscribes anyone (members.services).
-        Member.objects.filter(pk=bounce.member_id, status=Member.Status.ACTIVE).update(
-            status=Member.Status.BOUNCED, updated_at=now)
+        with connection.cursor() as cursor:
+            cursor.execute(_BOUNCED, [now, bounce.member_id])
     if until is None:
         return _("Suppressed (%(count)d × %(reason)s)") % {"count": seen,
                                                           "reason": bounce.reason}
@@ -153,6 +153,8 @@ def _apply(bounce: Bounce, rule: Rule, seen: int, now: dt.datetime) -> str:
         "days": rule.suppress_days, "count": seen, "reason": bounce.reason}
 
 
+_BOUNCED = (f"UPDATE {Member._meta.db_table} SET status = 'bounced', updated_at = %s "
+            "WHERE id = %s AND status = 'active'")
 _T = Suppression._meta.db_table
 # One statement whatever is there: add the address, or lengthen a suppression it is on — one
 # for a while, or expired — and never shorten one that is for good.

@@ -105,11 +105,31 @@ _CODECS = {"shift_jis": "cp932", "shift-jis": "cp932", "sjis": "cp932", "x-sjis"
            "windows-31j": "cp932", "iso-2022-jp": "iso2022_jp_ext", "euc-jp": "euc_jis_2004"}
 
 
+# The standard library's parser compiles a regular expression for each multipart boundary, and
+# every report has its own (a third of the parse, measured): the report's own boundary is
+# renamed to one fixed name first, so the compiled expression comes from the cache.
+_BOUNDARY = re.compile(rb'boundary\s*=\s*"?([^";\r\n]{1,70})"?', re.IGNORECASE)
+_HEADER_END = re.compile(rb"\r?\n\r?\n")
+_FIXED_BOUNDARY = b"=_tayori.report.boundary_="
+
+
+def _fixed_boundary(raw: bytes) -> bytes:
+    end = _HEADER_END.search(raw)
+    found = _BOUNDARY.search(raw, 0, end.start() if end else len(raw))
+    if not found or _FIXED_BOUNDARY in raw:
+        return raw
+    boundary = found.group(1).rstrip()
+    # Only where it is a boundary: in the header's parameter and after "--" on a line.
+    head, body = raw[:found.end()], raw[found.end():]
+    head = head[:found.start(1)] + _FIXED_BOUNDARY + head[found.start(1) + len(found.group(1)):]
+    return head + body.replace(b"\n--" + boundary, b"\n--" + _FIXED_BOUNDARY)
+
+
 def parse(raw: bytes) -> Report:
     """Never raises on malformed input (kind 'other' with no failures). A typical 5 KB report
     takes a few hundred microseconds, most of it in the standard library's MIME parser."""
     try:
-        return _read(_PARSER.parsebytes(raw[:_MAX_RAW]))
+        return _read(_PARSER.parsebytes(_fixed_boundary(raw[:_MAX_RAW])))
     except Exception:  # whatever arrives at the bounce address must not stop the queue
         log.warning("unreadable inbound report", exc_info=True)
         return Report(kind="other", failures=[])

@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -73,6 +73,15 @@ def accepts(address: str) -> bool:
     return bool(local and at) and domain.lower().rstrip(".") in accepted_domains()
 
 
+def cached_accepts(address: str) -> bool | None:
+    """``accepts`` while the domains read last are fresh, else None (read them with accepts)."""
+    read_at, domains = _domains
+    if time.monotonic() - read_at >= DOMAINS_TTL:
+        return None
+    local, at, domain = address.rpartition("@")
+    return bool(local and at) and domain.lower().rstrip(".") in domains
+
+
 @dataclass(slots=True)
 class Receipt:
     """What became of one mail, for logs, the SMTP reply and tests."""
@@ -84,23 +93,28 @@ class Receipt:
     detail: str = ""
 
 
-@transaction.atomic
 def receive(mail_from: str, recipients: list[str], raw: bytes, *,
             now: dt.datetime | None = None) -> Receipt:
-    """Act on one accepted mail (all its recipients are at accepted domains) in one
-    transaction: a failure half-way leaves nothing behind, and the sender's retry (after tayori
-    mx's 451) starts clean."""
+    """Act on one accepted mail (all its recipients are at accepted domains). The database
+    work is one transaction: a failure half-way leaves nothing behind, and the sender's retry
+    (after tayori mx's 451) starts clean. Parsing happens before it, so that on SQLite the
+    write lock is held for the writes only."""
     now = now or timezone.now()
     for recipient in recipients:
         local = recipient.rpartition("@")[0]
         prefix, plus, rest = local.partition("+")
         if plus and prefix.lower() == "unsubscribe":
-            return _unsubscribe(rest)
+            with transaction.atomic():
+                return _unsubscribe(rest)
         if local.lower().startswith("join-"):
-            return _signup(local[5:], mail_from, raw, now)
+            report = dsn.parse(raw)
+            with transaction.atomic():
+                return _signup(local[5:], mail_from, raw, report, now)
     verp = next((d for r in recipients
                  if (d := tokens.delivery_of_bounce(r.rpartition("@")[0]))), None)
-    return _report(verp, recipients, mail_from, raw, now)
+    report = dsn.parse(raw)
+    with transaction.atomic():
+        return _report(verp, recipients, mail_from, raw, report, now)
 
 
 def _unsubscribe(token: str) -> Receipt:
@@ -111,17 +125,17 @@ def _unsubscribe(token: str) -> Receipt:
         if numbers and len(numbers) == 1 else None
     if delivery is None:
         return Receipt(detail="unknown unsubscribe token")
-    with transaction.atomic():
-        optout.unsubscribe(delivery, method="mailto")
+    optout.unsubscribe(delivery, method="mailto")
     return Receipt("unsubscribe", [delivery.pk])
 
 
-def _signup(code: str, mail_from: str, raw: bytes, now: dt.datetime) -> Receipt:
+def _signup(code: str, mail_from: str, raw: bytes, report: dsn.Report,
+            now: dt.datetime) -> Receipt:
     address = SignupAddress.objects.filter(code=code.lower(), active=True).first()
     if address is None:
         return Receipt(detail="unknown sign-up code")
     # Answering a bounce or an auto-reply (a vacation notice to our answer) would start a loop.
-    if not mail_from or dsn.parse(raw).kind != "other":
+    if not mail_from or report.kind != "other":
         return Receipt(detail="not written by a person")
     sender = signup.sender_of(mail_from, raw)
     if not sender:
@@ -131,8 +145,7 @@ def _signup(code: str, mail_from: str, raw: bytes, now: dt.datetime) -> Receipt:
 
 
 def _report(verp: int | None, recipients: list[str], mail_from: str, raw: bytes,
-            now: dt.datetime) -> Receipt:
-    report = dsn.parse(raw)
+            report: dsn.Report, now: dt.datetime) -> Receipt:
     if report.kind in ("autoreply", "delay"):
         return Receipt(report.kind, [verp] if verp else [])
     if report.kind == "complaint":
@@ -147,10 +160,10 @@ def _report(verp: int | None, recipients: list[str], mail_from: str, raw: bytes,
                                 diagnostic=report.subject)]
     if not failures:
         return Receipt()
-    delivery = _signed_delivery(verp, report)
+    delivery, seen = _signed_delivery(verp, report)
     if delivery is None:
         return _unsigned(report, failures, recipients, raw, now)
-    if Bounce.objects.filter(delivery=delivery).exists():
+    if seen:
         # Sent again (after a 451, or by a second relay): one delivery bounces once.
         return Receipt("bounce", [delivery.pk], detail="already recorded")
     # The token proves the delivery, so the address acted on is the one Tayori sent to; of a
@@ -165,10 +178,10 @@ def _report(verp: int | None, recipients: list[str], mail_from: str, raw: bytes,
 
 
 def _complaint(verp: int | None, report: dsn.Report, raw: bytes, now: dt.datetime) -> Receipt:
-    delivery = _signed_delivery(verp, report)
+    delivery, seen = _signed_delivery(verp, report, Complaint)
     if delivery is None:  # anyone can claim an address complained
         return Receipt(detail="complaint matched no delivery")
-    if Complaint.objects.filter(delivery=delivery).exists():
+    if seen:
         return Receipt("complaint", [delivery.pk], detail="already recorded")
     complaint = record_complaint(delivery, workspace_id=delivery.workspace_id,
                                  address=delivery.address, feedback_type=report.feedback_type,
@@ -176,22 +189,35 @@ def _complaint(verp: int | None, report: dsn.Report, raw: bytes, now: dt.datetim
     return Receipt("complaint", [delivery.pk], complaints=[complaint.pk])
 
 
-def _signed_delivery(verp: int | None, report: dsn.Report) -> Delivery | None:
-    """The delivery a signed token names: the VERP address the report came to, else the
-    Return-Path or Message-ID it quotes. Locked, so that two copies of one report arriving
-    together are recorded once."""
+def _signed_delivery(verp: int | None, report: dsn.Report,
+                     model=Bounce) -> tuple[Delivery | None, bool]:
+    """The delivery a signed token names — the VERP address the report came to, else the
+    Return-Path or Message-ID it quotes — and whether it already has a ``model`` row (a
+    bounce, or a complaint). Locked, so that two copies of one report arriving together are
+    recorded once. One statement: this is tayori mx's hot path."""
     candidates = [verp] if verp else []
     for quoted in (report.original_return_path, report.original_message_id):
         local = quoted.strip("<>").rpartition("@")[0]
         if found := (tokens.delivery_of_bounce(local)
                      or tokens.delivery_of_bounce(f"bounce+{local}")):
             candidates.append(found)
-    for pk in candidates:
-        delivery = (Delivery.objects.select_for_update().filter(pk=pk)
-                    .only("pk", "workspace_id", "source_id", "member_id", "address").first())
-        if delivery is not None:
-            return delivery
-    return None
+    lock = " FOR UPDATE OF d" if connection.vendor == "postgresql" else ""
+    with connection.cursor() as cursor:
+        for pk in dict.fromkeys(candidates):
+            cursor.execute(_DELIVERY.format(seen=model._meta.db_table, lock=lock), [pk])
+            row = cursor.fetchone()
+            if row is not None:
+                pk, workspace_id, source_id, member_id, address, seen = row
+                return Delivery(pk=pk, workspace_id=workspace_id, source_id=source_id,
+                                member_id=member_id, address=address), bool(seen)
+    return None, False
+
+
+_DELIVERY = f"""
+SELECT d.id, d.workspace_id, d.source_id, d.member_id, d.address,
+       EXISTS (SELECT 1 FROM {{seen}} s WHERE s.delivery_id = d.id)
+FROM {Delivery._meta.db_table} d WHERE d.id = %s{{lock}}
+"""
 
 
 def _unsigned(report: dsn.Report, failures: list, recipients: list[str], raw: bytes,

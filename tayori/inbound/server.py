@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from aiosmtpd.controller import Controller
 from django.conf import settings
-from django.db import close_old_connections, connection, connections
+from django.db import connection, connections
 
 from tayori.inbound import receiving
 
@@ -23,18 +23,22 @@ log = logging.getLogger(__name__)
 MAX_RECIPIENTS = 50
 
 
+# Each pool thread keeps its database connection from mail to mail (reconnecting costs SQLite
+# more than the mail's own work); one that fails is closed, and the next mail opens a new one.
 def _accepts(address: str) -> bool:
     try:
         return receiving.accepts(address)
-    finally:
-        close_old_connections()
+    except Exception:
+        connection.close()
+        raise
 
 
 def _receive(mail_from: str, recipients: list[str], raw: bytes) -> receiving.Receipt:
     try:
         return receiving.receive(mail_from, recipients, raw)
-    finally:
-        close_old_connections()
+    except Exception:
+        connection.close()
+        raise
 
 
 class Handler:
@@ -64,7 +68,9 @@ class Handler:
         if len(envelope.rcpt_tos) >= MAX_RECIPIENTS:
             return "452 4.5.3 Too many recipients"
         try:
-            accepted = await self._run(_accepts, address)
+            # The accepted domains are cached: only reading them again needs the database.
+            known = receiving.cached_accepts(address)
+            accepted = known if known is not None else await self._run(_accepts, address)
         except Exception:
             log.exception("could not read the accepted domains")
             return "451 4.3.0 Try again later"
@@ -96,7 +102,18 @@ def tls_context() -> ssl.SSLContext | None:
 
 
 class MX(Controller):
-    """The server on its own thread; stopping it also closes its database connections."""
+    """The server on its own thread; stopping it also closes its database connections. With
+    ``reuse_port`` several processes listen on one port and the kernel spreads connections
+    among them (SO_REUSEPORT): one process parses and writes with one core at most."""
+
+    def __init__(self, *args, reuse_port: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.reuse_port = reuse_port
+
+    def _create_server(self):
+        return self.loop.create_server(self._factory_invoker, host=self.hostname,
+                                       port=self.port, ssl=self.ssl_context,
+                                       reuse_port=self.reuse_port or None)
 
     def stop(self, *args, **kwargs):
         super().stop(*args, **kwargs)
@@ -105,12 +122,11 @@ class MX(Controller):
 
 def controller(host: str | None = None, port: int | None = None, *,
                handler: Handler | None = None, max_size: int | None = None,
-               tls: ssl.SSLContext | None = None) -> MX:
+               tls: ssl.SSLContext | None = None, reuse_port: bool = False) -> MX:
     """An unstarted server on its own thread (``.start()``, ``.stop()``)."""
     tls = tls or tls_context()
-    return MX(
-        handler or Handler(), hostname=host or settings.MX_HOST,
-        port=port if port is not None else settings.MX_PORT,
-        server_hostname=settings.MX_HOSTNAME, ready_timeout=10,
-        data_size_limit=max_size or settings.MX_MAX_SIZE, enable_SMTPUTF8=True,
-        tls_context=tls, require_starttls=False, decode_data=False)
+    return MX(handler or Handler(), hostname=host or settings.MX_HOST,
+              port=port if port is not None else settings.MX_PORT, reuse_port=reuse_port,
+              server_hostname=settings.MX_HOSTNAME, ready_timeout=10,
+              data_size_limit=max_size or settings.MX_MAX_SIZE, enable_SMTPUTF8=True,
+              tls_context=tls, require_starttls=False, decode_data=False)
