@@ -109,7 +109,7 @@ def receive(mail_from: str, recipients: list[str], raw: bytes, *,
         if local.lower().startswith("join-"):
             report = dsn.parse(raw)
             with transaction.atomic():
-                return _signup(local[5:], mail_from, raw, report, now)
+                return _signup(recipient, mail_from, raw, report, now)
     verp = next((d for r in recipients
                  if (d := tokens.delivery_of_bounce(r.rpartition("@")[0]))), None)
     report = dsn.parse(raw)
@@ -129,17 +129,20 @@ def _unsubscribe(token: str) -> Receipt:
     return Receipt("unsubscribe", [delivery.pk])
 
 
-def _signup(code: str, mail_from: str, raw: bytes, report: dsn.Report,
+def _signup(recipient: str, mail_from: str, raw: bytes, report: dsn.Report,
             now: dt.datetime) -> Receipt:
-    address = SignupAddress.objects.filter(code=code.lower(), active=True).first()
-    if address is None:
-        return Receipt(detail="unknown sign-up code")
+    local, _at, domain = recipient.rpartition("@")
+    address = (SignupAddress.objects.filter(code=local[5:].lower(), active=True)
+               .select_related("workspace").first())
+    # A code belongs to its workspace's inbound domain, not to every domain tayori mx takes.
+    if address is None or domain.lower() != signup.address_of(address).rpartition("@")[2]:
+        return Receipt(detail="unknown sign-up address")
     # Answering a bounce or an auto-reply (a vacation notice to our answer) would start a loop.
     if not mail_from or report.kind != "other":
         return Receipt(detail="not written by a person")
     sender = signup.sender_of(mail_from, raw)
-    if not sender:
-        return Receipt(detail="no sender")
+    if not sender or sender.rpartition("@")[2] in accepted_domains():
+        return Receipt(detail="no sender, or one of our own addresses")
     mail = signup.receive(address, sender, now=now)
     return Receipt("signup", detail=mail.outcome if mail else "refused")
 

@@ -47,7 +47,7 @@ def sender_of(mail_from: str, raw: bytes) -> str:
 
 
 def address_of(signup: SignupAddress) -> str:
-    domain = InboundSettings.of(signup.workspace).inbound_domain
+    domain = InboundSettings.of(signup.workspace).inbound_domain.lower()
     return f"join-{signup.code}@{domain}" if domain else ""
 
 
@@ -80,8 +80,12 @@ def receive(signup: SignupAddress, sender: str, *, now: dt.datetime | None = Non
         content = sending.Content(subject=signup.subject, text=signup.text,
                                   from_address=from_address, from_name=signup.from_name,
                                   tracking=False)
-        sending.enqueue_message(workspace, content, member=member, data={"confirm_url": url},
-                                urgent=True, name=_("Sign-up: %(name)s") % {"name": signup.name})
+        answer = sending.enqueue_message(workspace, content, member=member,
+                                         data={"confirm_url": url}, urgent=True,
+                                         name=_("Sign-up: %(name)s") % {"name": signup.name})
+        if answer.status == "skipped":  # a bounced member, or a suppressed address
+            mail.outcome = EmptyMail.Outcome.REFUSED
+            mail.save(update_fields=["outcome"])
     return mail
 
 

@@ -123,3 +123,19 @@ def test_bounces_and_auto_replies_to_the_address_sign_no_one_up(join):
     receiving.receive(PHONE, ["join-news@in.example.jp"], vacation)
     receiving.receive("", ["join-news@in.example.jp"], _empty_mail(PHONE))  # null sender
     assert not EmptyMail.objects.exists() and not Member.objects.exists()
+
+
+def test_only_the_workspaces_inbound_domain_and_outside_senders_sign_up(join, workspace):
+    from tayori.members.models import Suppression
+
+    DeliverySettings.objects.filter(workspace=workspace).update(bounce_domain="b.example.jp")
+    receiving.forget_domains()
+    assert receiving.receive(PHONE, ["join-news@b.example.jp"], _empty_mail(PHONE)).kind == (
+        "ignored")
+    own = "postmaster@in.example.jp"
+    assert receiving.receive(own, ["join-news@in.example.jp"], _empty_mail(own)).kind == (
+        "ignored")
+    Suppression.objects.create(workspace=workspace, value="held@example.jp", reason="test")
+    receiving.receive("held@example.jp", ["join-news@in.example.jp"],
+                      _empty_mail("held@example.jp"))
+    assert EmptyMail.objects.get().outcome == "refused"  # no answer could go out
