@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import email.utils
 import logging
+import time
 from email.parser import BytesHeaderParser
 
 from django.db import IntegrityError, transaction
@@ -27,6 +28,10 @@ log = logging.getLogger(__name__)
 
 PER_HOUR = 3
 CONFIRM_WITHIN = dt.timedelta(days=3)
+# Unconfirmed sign-ups hold an address nobody agreed to be mailed at (anyone can write an empty
+# mail with another's From): they are deleted once their links have expired.
+TIDY_EVERY = 3600.0
+_tidied_at = -TIDY_EVERY
 CONSENT_METHOD = "empty mail"
 # Members who may not sign up again by mail: they complained or an operator blocked them.
 _REFUSED = (Member.Status.COMPLAINED, Member.Status.BLOCKED)
@@ -98,6 +103,19 @@ def _pending_member(workspace, address: str, now: dt.datetime) -> Member | None:
                           "updated_at": now})[0]
     except IntegrityError:  # created meanwhile by another mail
         return Member.objects.filter(workspace=workspace, email=address).first()
+
+
+def tidy(*, now: dt.datetime) -> int:
+    """The scheduler's task, at most hourly: delete members still pending after their links
+    expired (a member who confirmed, or was changed since, is active and kept). Returns how
+    many."""
+    global _tidied_at
+    if time.monotonic() - _tidied_at < TIDY_EVERY:
+        return 0
+    _tidied_at = time.monotonic()
+    stale = Member.objects.filter(status=Member.Status.PENDING,
+                                  created_at__lt=now - CONFIRM_WITHIN - dt.timedelta(days=1))
+    return stale.delete()[1].get(Member._meta.label, 0)
 
 
 def mail_of(token: str, *, now: dt.datetime | None = None) -> EmptyMail | None:

@@ -139,3 +139,19 @@ def test_only_the_workspaces_inbound_domain_and_outside_senders_sign_up(join, wo
     receiving.receive("held@example.jp", ["join-news@in.example.jp"],
                       _empty_mail("held@example.jp"))
     assert EmptyMail.objects.get().outcome == "refused"  # no answer could go out
+
+
+def test_sign_ups_never_confirmed_are_deleted_after_their_links_expire(join, workspace):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    receiving.receive(PHONE, ["join-news@in.example.jp"], _empty_mail(PHONE))
+    kept = Member.objects.create(workspace=workspace, email="old@example.jp",
+                                 created_at=timezone.now() - dt.timedelta(days=30))
+    signup._tidied_at = -signup.TIDY_EVERY
+    assert signup.tidy(now=timezone.now()) == 0  # links still valid
+    signup._tidied_at = -signup.TIDY_EVERY
+    assert signup.tidy(now=timezone.now() + dt.timedelta(days=5)) == 1
+    assert list(Member.objects.values_list("pk", flat=True)) == [kept.pk]
+    assert EmptyMail.objects.get().member_id is None  # the record of the mail stays
