@@ -101,6 +101,9 @@ class ListMembership(models.Model):
         constraints = [models.UniqueConstraint(fields=["member_list", "member"],
                                                name="list_membership_unique")]
 
+    def __str__(self):
+        return f"{self.member_id} in {self.member_list_id}"
+
 
 class ConsentRecord(models.Model):
     """Evidence of opt-in (and its withdrawal) as 特定電子メール法 asks a sender to keep."""
@@ -129,6 +132,9 @@ class ConsentRecord(models.Model):
     class Meta:
         ordering = ["-given_at"]
 
+    def __str__(self):
+        return f"{self.channel} consent: {self.address or self.member_id} ({self.method})"
+
 
 class Suppression(models.Model):
     """An address or phone number that must not be sent to, whoever it belongs to."""
@@ -151,6 +157,9 @@ class Suppression(models.Model):
         ordering = ["-created_at"]
         constraints = [models.UniqueConstraint(fields=["workspace", "kind", "value"],
                                                name="suppression_unique")]
+
+    def __str__(self):
+        return f"{self.value}: {self.reason}"
 
 
 class Segment(models.Model):
@@ -204,6 +213,9 @@ class Job(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"{self.kind} {self.pk} ({self.state})"
 
     @property
     def percent(self) -> int:
