@@ -16,6 +16,7 @@ from django.utils.translation import gettext as _
 
 from tayori.delivery.models import Delivery
 from tayori.inbound.models import Bounce, BounceRule, Complaint, Via
+from tayori.inbound.reasons import LABELS
 from tayori.members.models import Member, Suppression
 from tayori.webhooks import events
 
@@ -146,11 +147,11 @@ def _apply(bounce: Bounce, rule: Rule, seen: int, now: dt.datetime) -> str:
         # status, so lifting the suppression never subscribes anyone (members.services).
         with connection.cursor() as cursor:
             cursor.execute(_BOUNCED, [now, bounce.member_id])
+    reason = LABELS.get(bounce.reason, bounce.reason)
     if until is None:
-        return _("Suppressed (%(count)d × %(reason)s)") % {"count": seen,
-                                                          "reason": bounce.reason}
+        return _("Suppressed (%(count)d × %(reason)s)") % {"count": seen, "reason": reason}
     return _("Suppressed for %(days)d days (%(count)d × %(reason)s)") % {
-        "days": rule.suppress_days, "count": seen, "reason": bounce.reason}
+        "days": rule.suppress_days, "count": seen, "reason": reason}
 
 
 _BOUNCED = (f"UPDATE {Member._meta.db_table} SET status = 'bounced', updated_at = %s "
