@@ -1,7 +1,8 @@
 """What tayori mx does with a mail it accepted, by the address it was sent to:
 
 - ``bounce+<token>@<bounce domain>`` — a report about the delivery the VERP token names: a bounce
-  (each failed recipient classified and acted on), a complaint, or an auto-reply (ignored);
+  (the failure about that delivery's address classified and acted on), a complaint, or an
+  auto-reply (ignored);
 - ``unsubscribe+<token>@<bounce domain>`` — the List-Unsubscribe mailto of a delivery;
 - ``join-<code>@<inbound domain>`` — an empty-mail sign-up;
 - any other address at our domains (postmaster@, abuse@, a feedback-loop address) — a report
@@ -43,7 +44,8 @@ MAX_UNSIGNED = 10  # failed recipients looked up per unsigned report
 # A report that names no failed recipient is still kept when it is plainly a report.
 _DAEMON = re.compile(r"mailer-daemon|postmaster|mail delivery", re.I)
 
-_domains: tuple[float, frozenset[str]] = (0.0, frozenset())
+_NEVER_READ = (float("-inf"), frozenset())
+_domains: tuple[float, frozenset[str]] = _NEVER_READ
 
 
 def accepted_domains() -> frozenset[str]:
@@ -65,19 +67,20 @@ def accepted_domains() -> frozenset[str]:
 def forget_domains() -> None:
     """Read the domains again on the next mail (settings changed)."""
     global _domains
-    _domains = (0.0, frozenset())
+    _domains = _NEVER_READ
 
 
 def accepts(address: str) -> bool:
-    local, at, domain = address.rpartition("@")
-    return bool(local and at) and domain.lower().rstrip(".") in accepted_domains()
+    return _at(address, accepted_domains())
 
 
 def cached_accepts(address: str) -> bool | None:
     """``accepts`` while the domains read last are fresh, else None (read them with accepts)."""
     read_at, domains = _domains
-    if time.monotonic() - read_at >= DOMAINS_TTL:
-        return None
+    return _at(address, domains) if time.monotonic() - read_at < DOMAINS_TTL else None
+
+
+def _at(address: str, domains: frozenset[str]) -> bool:
     local, at, domain = address.rpartition("@")
     return bool(local and at) and domain.lower().rstrip(".") in domains
 
