@@ -70,7 +70,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000,
         ["jobs"], ["scheduler"], ["mx"], ["worker", "--processes", str(max(workers, 1))])]
     console.print(f"Tayori is running on [bold]http://{host}:{port}/[/]")
     try:
-        web(host=host, port=port)
+        web(host=host, port=port, workers=1)  # called as a function: every option given
     finally:
         for child in children:
             child.terminate()
