@@ -102,7 +102,8 @@ _COMPLAINT_FIELDS = ("delivery_id", "source_id", "member_id", "feedback_type", "
 @bounces_router.get("", response={200: page_of(BounceOut), **errors(403, 422)},
                     summary="List bounces", **requires("deliveries.view"))
 def list_bounces(request, filters: Query[BounceFilter]):
-    rows = _filtered(request, Bounce.objects.filter(workspace=request.workspace), filters)
+    rows = _filtered(request, Bounce.objects.filter(workspace=request.workspace)
+                     .defer("raw"), filters)
     if filters.reason:
         rows = rows.filter(reason=filters.reason)
     if filters.hard is not None:
@@ -120,5 +121,6 @@ def get_bounce(request, bounce_id: int = Path(..., ge=1, le=MAX_ID)):
 @complaints_router.get("", response={200: page_of(ComplaintOut), **errors(403, 422)},
                        summary="List complaints", **requires("deliveries.view"))
 def list_complaints(request, filters: Query[InboundFilter]):
-    rows = _filtered(request, Complaint.objects.filter(workspace=request.workspace), filters)
+    rows = _filtered(request, Complaint.objects.filter(workspace=request.workspace)
+                     .defer("raw"), filters)
     return paginate(rows, filters, lambda page: _render(request, page, _COMPLAINT_FIELDS))

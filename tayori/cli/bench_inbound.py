@@ -764,7 +764,7 @@ def _summary(report: dict) -> str:
 
 @bench_app.command("inbound")
 def inbound(
-    bounces: Annotated[int, typer.Option(help="Reports sent to tayori mx, each once.")] = 5000,
+    bounces: Annotated[int, typer.Option(min=1, help="Reports sent to tayori mx, each once.")] = 5000,
     connections: Annotated[int, typer.Option(help="SMTP connections kept open.")] = 4,
     processes: Annotated[int, typer.Option(help="tayori mx --processes N.")] = 1,
     rounds: Annotated[int, typer.Option(help="Rounds; medians are reported.")] = 3,

@@ -119,6 +119,10 @@ def _fixed_boundary(raw: bytes) -> bytes:
     if not found or _FIXED_BOUNDARY in raw:
         return raw
     boundary = found.group(1).rstrip()
+    # An inner part whose boundary begins with this one would be cut apart: leave it as it is.
+    if any(other.group(1).rstrip() != boundary and other.group(1).startswith(boundary)
+           for other in _BOUNDARY.finditer(raw, found.end())):
+        return raw
     # Only where it is a boundary: in the header's parameter and after "--" on a line.
     head, body = raw[:found.end()], raw[found.end():]
     head = head[:found.start(1)] + _FIXED_BOUNDARY + head[found.start(1) + len(found.group(1)):]

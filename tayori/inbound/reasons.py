@@ -242,6 +242,8 @@ _AFTER_DATA = re.compile(r"in reply to end of data|after end of data|after data\
 # path to the server; a cause the server named (a full mailbox) is more useful and stays.
 _TRANSIENT_PATH = frozenset({"networkerror", "systemerror", "toomanyconn", "undefined"})
 
+_QUOTED = re.compile(r"[^\s<>()\[\]\"',;:]+@[^\s<>()\[\]\"',;:]+"
+                     r"|\bhost \S+\[[0-9a-f.:]+\]")
 _STATUS_RE = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?!\d|\.\d)")
 _REPLY_RE = re.compile(r"\s*[#(]?([245]\d\d)(?:[ -]|$)")
 _HOST_RE = re.compile(r"[a-z0-9-]+(?:\.[a-z0-9-]+)+")
@@ -269,6 +271,9 @@ def classify(*, status: str = "", reply_code: int | None = None, diagnostic: str
     Never raises; unknown -> Verdict('undefined', hard by the first digit: 5 -> hard, 4 -> soft,
     none -> soft)."""
     text = diagnostic[:_SCAN].lower() if isinstance(diagnostic, str) else ""
+    # Addresses say nothing of the cause ("<spam@example.jp>: User unknown"), and neither does
+    # the name of the host that answered ("host mx.antispam.example.jp[192.0.2.1] said").
+    text = _QUOTED.sub(" ", text)
     action = action.strip().lower() if isinstance(action, str) else ""
     if not isinstance(reply_code, int) or not 200 <= reply_code < 600:
         found = _REPLY_RE.match(text)

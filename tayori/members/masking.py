@@ -6,8 +6,10 @@ not enough to contact the person.
 
 import re
 
-# An address as relays quote it in replies and diagnostics ("<taro@example.jp>: User unknown").
-_ADDRESS = re.compile(r"[^\s<>()\[\]\"',;:]+@[A-Za-z0-9.-]+[A-Za-z0-9]")
+# An address as relays quote it in replies and diagnostics ("<taro@example.jp>: User unknown"),
+# quoted local parts, international domains and address literals included.
+_ATOMS = r"[^\s<>()\[\]\"',;:]"
+_ADDRESS = re.compile(rf'(?:"[^"\r\n]*"|{_ATOMS}+)@(?:\[[^\]\s]+\]|{_ATOMS}*[^\s<>()\[\]"\',;:.])')
 
 
 def mask_email(email: str) -> str:

@@ -126,8 +126,9 @@ def _record(event: Event, *, workspace_id: int, via: str, now: dt.datetime | Non
                         event.kind, event.delivery_id, workspace_id)
             return None
         reference = event.reference[:100]
-        if reference and model.objects.filter(delivery=delivery, via=via,
-                                              reference=reference).exists():
+        # One delivery bounces once and is complained about once, whichever way it was told
+        # (returned mail and a feed, or a notice naming it twice): as tayori mx counts it.
+        if model.objects.filter(delivery=delivery).exists():
             return _REPEATED
         # The token proves the delivery; its address is the one Tayori sent to and suppresses.
         if event.kind == BOUNCE:

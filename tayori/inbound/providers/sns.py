@@ -69,9 +69,9 @@ def verify(message: dict, topics: frozenset[str], *, now: dt.datetime | None = N
     """Return when ``message`` is a genuine SNS message from an accepted topic; raise
     Malformed, Refused (forged, stale, another topic) or Unavailable otherwise."""
     kind = message.get("Type")
-    if kind not in SIGNED_KEYS:
+    if not isinstance(kind, str) or kind not in SIGNED_KEYS:
         raise Malformed(f"not an SNS message type: {kind!r}")
-    if message.get("TopicArn") not in topics:
+    if not isinstance(message.get("TopicArn"), str) or message["TopicArn"] not in topics:
         raise Refused("topic not accepted by this workspace")
     algorithm = HASHES.get(str(message.get("SignatureVersion", "")))
     if algorithm is None:

@@ -227,3 +227,22 @@ def test_a_bounce_naming_no_one_is_other_not_an_auto_reply():
                 subject="Mail delivery failed", extra="Auto-Submitted: auto-replied\n")
     result = dsn.parse(raw)
     assert (result.kind, result.failures) == ("other", [])
+
+
+def test_an_inner_boundary_that_begins_with_the_outer_one_is_left_alone():
+    raw = (b'From: MAILER-DAEMON@mx.example.jp\r\nSubject: Undelivered Mail\r\n'
+           b'MIME-Version: 1.0\r\n'
+           b'Content-Type: multipart/report; report-type=delivery-status; boundary="AAA"\r\n\r\n'
+           b'--AAA\r\nContent-Type: text/plain\r\n\r\nSorry.\r\n'
+           b'--AAA\r\nContent-Type: message/delivery-status\r\n\r\n'
+           b'Reporting-MTA: dns; mx.example.jp\r\n\r\n'
+           b'Final-Recipient: rfc822; taro@example.jp\r\nAction: failed\r\nStatus: 5.1.1\r\n'
+           b'Diagnostic-Code: smtp; 550 5.1.1 User unknown\r\n\r\n'
+           b'--AAA\r\nContent-Type: message/rfc822\r\n\r\n'
+           b'Subject: hi\r\nContent-Type: multipart/alternative; boundary="AAA.1"\r\n\r\n'
+           b'--AAA.1\r\nContent-Type: text/plain\r\n\r\nhello\r\n--AAA.1--\r\n'
+           b'\r\n--AAA--\r\n')
+    report = dsn.parse(raw)
+    assert report.kind == "bounce"
+    assert [(f.recipient, f.reason) for f in report.failures] == [("taro@example.jp",
+                                                                   "userunknown")]

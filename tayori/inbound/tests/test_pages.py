@@ -118,6 +118,7 @@ def test_the_period_and_the_stream_choose_what_is_counted(owner_client, bounces)
     broadcast = analysis(owner_client, stream="broadcast").context
     assert broadcast["total"] == 3 and broadcast["complaint_total"] == 1
     assert analysis(owner_client, days=12345).context["chosen"].days == 30  # not offered
+    assert analysis(owner_client, days="²").context["chosen"].days == 30  # a digit, no number
 
 
 def test_days_are_the_workspace_time_zones(owner_client, workspace):

@@ -454,6 +454,8 @@ def test_ses_feed_answers_malformed_unknown_oversized_and_get(client, inbound, l
     assert post_sns(client, inbound, b"{not json").status_code == 400
     assert post_sns(client, inbound, b"[]").status_code == 400
     assert post_sns(client, inbound, {"Type": "Hello"}).status_code == 400
+    assert post_sns(client, inbound, {"Type": []}).status_code == 400
+    assert post_sns(client, inbound, {"Type": "Notification", "TopicArn": ["x"]}).status_code == 403
     assert client.post("/inbound/ses/no-such-key/", data=b"{}",
                        content_type="application/json").status_code == 404
     big = b'{"Message": "' + b"x" * (1024 * 1024) + b'"}'
@@ -628,3 +630,15 @@ def test_sendgrid_malformed_and_oversized(client, sendgrid_inbound, sendgrid_key
                                headers={"X-Twilio-Email-Event-Webhook-Signature": signature,
                                         "X-Twilio-Email-Event-Webhook-Timestamp": timestamp})
         assert response.status_code == status
+
+
+def test_a_delivery_told_by_returned_mail_and_by_ses_bounces_once(client, inbound, delivery,
+                                                                   local_sns, aws_key):
+    from tayori.inbound.consequences import Evidence, record_bounce
+
+    record_bounce(delivery, Evidence(delivery.address, "userunknown", True),
+                  workspace_id=delivery.workspace_id)
+    response = post_sns(client, inbound, notification(local_sns, aws_key[0],
+                                                      ses_bounce(delivery)))
+    assert response.status_code == 200 and response.json()["repeated"] == 1
+    assert Bounce.objects.count() == 1

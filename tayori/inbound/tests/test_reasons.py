@@ -249,3 +249,13 @@ def test_status_in_skips_ip_addresses():
 ])
 def test_a_refusal_of_our_sender_is_never_the_recipients_fault(reply):
     assert classify_reply(reply, recipient="taro@example.co.jp") == Verdict("rejected", False)
+
+
+@pytest.mark.parametrize("quoted", ["spam@example.jp", "taro@antispam.example.jp",
+                                    "antivirus@example.jp", "herbl@example.jp"])
+def test_an_address_in_the_reply_never_decides_the_reason(quoted):
+    reply = f"550 5.1.1 <{quoted}>: Recipient address rejected: User unknown"
+    assert classify_reply(reply, recipient=quoted) == Verdict("userunknown", True)
+    relayed = f"host mx.antispam.example.jp[192.0.2.1] said: {reply}"
+    assert classify(status="5.1.1", diagnostic=relayed, recipient=quoted) == Verdict(
+        "userunknown", True)

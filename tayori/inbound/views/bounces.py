@@ -71,8 +71,7 @@ class Chosen:
 
 
 def _chosen(request) -> Chosen:
-    given = request.GET.get("days", "")
-    days = int(given) if given.isdigit() and int(given) in PERIODS else DEFAULT_PERIOD
+    days = {str(p): p for p in PERIODS}.get(request.GET.get("days", ""), DEFAULT_PERIOD)
     stream = request.GET.get("stream", "all")
     reason = request.GET.get("reason", "")
     zone = ZoneInfo(request.workspace.time_zone)

@@ -22,3 +22,14 @@ def test_pii_attributes_are_masked_and_others_shown():
     masked = masked_member_fields(member, attrs, can_view_pii=False)
     assert masked["attributes"] == {"name": "***", "plan": "gold"}
     assert masked_member_fields(member, attrs, can_view_pii=True)["email"] == "hanako@example.jp"
+
+
+def test_addresses_quoted_in_text_are_masked_whatever_their_form():
+    from tayori.members.masking import mask_emails_in
+
+    text = ('550 5.1.1 <taro.yamada@例え.jp> "taro yamada"@example.jp taro@[192.0.2.1] '
+            "and hanako@example.co.jp.")
+    masked = mask_emails_in(text)
+    for whole in ("taro.yamada@", '"taro yamada"@', "taro@[", "hanako@"):
+        assert whole not in masked
+    assert "ta***@例え.jp" in masked and "ha***@example.co.jp." in masked

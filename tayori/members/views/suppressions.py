@@ -104,7 +104,8 @@ def export(request):
     count = suppressions.count()
     # The audit log is read by roles that may not see addresses: a searched one is masked.
     audit.record("suppression.exported", request=request, count=count, masked=not pii,
-                 filters={**given, "q": "***" if looks_like_contact(given["q"]) else given["q"]})
+                 filters={**given, "q": mask_email(given["q"]) if "@" in given["q"] else
+                          ("***" if given["q"] else "")})
     now, zone = timezone.now(), ZoneInfo(request.workspace.time_zone)
     # The rows are written after the view returns, when the request's language and time zone
     # are no longer active: every word is translated here.
