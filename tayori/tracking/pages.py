@@ -25,6 +25,7 @@ from tayori.members import csvio
 from tayori.members.views.helpers import can_view_pii
 from tayori.tracking import analytics
 from tayori.tracking.models import Kind, Link
+from tayori.web.charts import chart
 
 PAGE_SIZE = 20
 MAX_COMPARED = 10
@@ -37,14 +38,8 @@ def _zone(request) -> ZoneInfo:
     return ZoneInfo(request.workspace.time_zone)
 
 
-def _chart(kind: str, labels, datasets, *, percent: bool = False) -> dict:
-    """What the page's chart script draws: {type, labels, datasets: [{label, data}]}."""
-    return {"type": kind, "labels": [str(label) for label in labels], "percent": percent,
-            "datasets": [{"label": str(label), "data": list(data)} for label, data in datasets]}
-
-
 def _rates_chart(rows: list[analytics.Figures]) -> dict:
-    return _chart("bar", [row.source.name for row in rows], [
+    return chart("bar", [row.source.name for row in rows], [
         (label, [getattr(row, key).percent for row in rows]) for key, label in (
             ("open_rate", gettext_lazy("Open rate")), ("ctr", gettext_lazy("Click rate (CTR)")),
             ("cto", gettext_lazy("Click-to-open")), ("optout_rate", gettext_lazy("Opt-out rate")))],
@@ -121,7 +116,7 @@ def index(request):
                                 ("month", _("Monthly"))],
         "hours": range(24), "heatmaps": [(_("Opens"), _heat_rows(heat[Kind.OPEN])),
                      (_("Clicks"), _heat_rows(heat[Kind.CLICK]))],
-        "charts": {"volume": _chart("bar", volume.labels,
+        "charts": {"volume": chart("bar", volume.labels,
                                     [(_("Delivered"), volume.values["delivered"])])},
     })
 
@@ -163,10 +158,10 @@ def source(request, pk):
         "encodings": [(e, csvio.label_of(e)) for e in csvio.ENCODINGS],
         "default_encoding": DEFAULT_ENCODING,
         "charts": {
-            "timeline": _chart("line", timeline.labels, [
+            "timeline": chart("line", timeline.labels, [
                 (_("Opens"), timeline.values["opens"]), (_("Clicks"), timeline.values["clicks"]),
                 (_("Conversions"), timeline.values["conversions"])]),
-            "links": _chart("bar", [row.link.title or row.link.url for row in links],
+            "links": chart("bar", [row.link.title or row.link.url for row in links],
                             [(_("Recipients who clicked"), [row.unique for row in links])]),
         },
     })

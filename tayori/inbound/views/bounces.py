@@ -23,9 +23,10 @@ from tayori.accounts.access import can, requires
 from tayori.delivery.models import Source
 from tayori.inbound.models import Bounce, Complaint
 from tayori.inbound.reasons import LABELS, is_carrier
-from tayori.members.masking import mask_email, mask_emails_in
-from tayori.members.views.helpers import can_view_pii
+from tayori.members.masking import mask_emails_in
+from tayori.members.views.helpers import can_view_pii, shown_email
 from tayori.tracking.clients import CARRIERS
+from tayori.web.charts import chart
 
 PERIODS = (7, 30, 90)
 DEFAULT_PERIOD = 30
@@ -112,14 +113,8 @@ def _per_day(rows, chosen: Chosen) -> list[int]:
     return [counts.get(day, 0) for day in chosen.dates()]
 
 
-def _chart(kind: str, labels, datasets) -> dict:
-    """What tracking's chart script draws: {type, labels, datasets: [{label, data}]}."""
-    return {"type": kind, "labels": [str(label) for label in labels], "percent": False,
-            "datasets": [{"label": str(label), "data": list(data)} for label, data in datasets]}
-
-
 def bounce_row(bounce: Bounce, pii: bool) -> dict:
-    return {"bounce": bounce, "address": bounce.address if pii else mask_email(bounce.address),
+    return {"bounce": bounce, "address": shown_email(bounce.address, pii),
             "label": reason_label(bounce.reason), "diagnostic": scrub(bounce.diagnostic, pii)}
 
 
@@ -146,9 +141,9 @@ def index(request):
         "pii_visible": pii, "can_see_members": can(request, "members.view"),
         "reason_name": reason_label(chosen.reason) if chosen.reason else "",
         "charts": {
-            "reasons": _chart("bar", [row["label"] for row in reasons],
+            "reasons": chart("bar", [row["label"] for row in reasons],
                               [(_("Bounces"), [row["total"] for row in reasons])]),
-            "days": _chart("line", [day.strftime("%m/%d") for day in dates], [
+            "days": chart("line", [day.strftime("%m/%d") for day in dates], [
                 (_("Bounces"), _per_day(bounces, chosen)),
                 (_("Complaints"), _per_day(complaints, chosen))]),
         },

@@ -7,9 +7,8 @@ from django.urls import path
 from tayori.accounts.access import can, requires
 from tayori.inbound.models import Bounce, Complaint
 from tayori.inbound.views.bounces import bounce_row
-from tayori.members.masking import mask_email
 from tayori.members.models import Member
-from tayori.members.views.helpers import can_view_pii
+from tayori.members.views.helpers import can_view_pii, shown_email
 
 LIMIT = 50
 
@@ -23,7 +22,7 @@ def member_history(request, member_pk):
     rows = [{"kind": "bounce", "at": b.received_at, **bounce_row(b, pii)}
             for b in bounces.defer("raw")[:LIMIT]]
     rows += [{"kind": "complaint", "at": c.received_at, "complaint": c,
-              "address": c.address if pii else mask_email(c.address)}
+              "address": shown_email(c.address, pii)}
              for c in complaints.defer("raw")[:LIMIT]]
     rows.sort(key=lambda row: row["at"], reverse=True)
     total = bounces.count() + complaints.count()

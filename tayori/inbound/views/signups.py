@@ -22,9 +22,8 @@ from tayori.delivery import sending
 from tayori.delivery.models import DeliverySettings
 from tayori.inbound import signup
 from tayori.inbound.models import EmptyMail, InboundSettings, SignupAddress
-from tayori.members.masking import mask_email
 from tayori.members.models import MemberList
-from tayori.members.views.helpers import can_view_pii
+from tayori.members.views.helpers import can_view_pii, shown_email
 
 MAILS_SHOWN = 50
 _CODE = re.compile(r"[a-z0-9](?:[a-z0-9_-]{0,38}[a-z0-9])?")
@@ -153,7 +152,7 @@ def edit(request, pk):
     mails = EmptyMail.objects.filter(workspace=request.workspace, signup=address)[:MAILS_SHOWN]
     return render(request, "inbound/signup.html", {
         "form": form, "signup": address, "address": signup.address_of(address),
-        "mails": [{"mail": m, "sender": m.sender if pii else mask_email(m.sender)}
+        "mails": [{"mail": m, "sender": shown_email(m.sender, pii)}
                   for m in mails],
         "mails_shown": MAILS_SHOWN, "can_see_members": can(request, "members.view"),
         **_missing(request.workspace)}, status=400 if form.errors else 200)
