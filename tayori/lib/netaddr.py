@@ -1,8 +1,13 @@
-"""Client addresses: who is really calling, and whether they are on an allow-list."""
+"""Network addresses: who is really calling, whether they are on an allow-list, and what a
+domain name may look like."""
 
 import ipaddress
+import re
 
 from django.conf import settings
+
+# A host name as operators type one into settings (lower-case, at least two labels).
+DOMAIN_NAME = re.compile(r"(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}")
 
 
 def _parse(ip):

@@ -15,12 +15,11 @@ from tayori.accounts.access import requires
 from tayori.delivery import dkim
 from tayori.delivery.models import DeliverySettings, Relay, SenderDomain
 from tayori.lib import crypto
-
-_DOMAIN_PATTERN = r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
+from tayori.lib.netaddr import DOMAIN_NAME
 
 
 def _domain(**options) -> forms.RegexField:
-    return forms.RegexField(regex=_DOMAIN_PATTERN, max_length=253, required=False,
+    return forms.RegexField(regex=rf"^{DOMAIN_NAME.pattern}$", max_length=253, required=False,
                             error_messages={"invalid": gettext_lazy("Enter a domain name.")},
                             **options)
 

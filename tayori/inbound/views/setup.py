@@ -34,8 +34,8 @@ from tayori.inbound.consequences import (
 )
 from tayori.inbound.models import BounceRule, InboundSettings
 from tayori.inbound.reasons import LABELS, REASONS
+from tayori.lib.netaddr import DOMAIN_NAME
 
-_DOMAIN = re.compile(r"(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}")
 _SNS_TOPIC = re.compile(r"arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?")
 TARGET = "inbound_settings"
 
@@ -47,7 +47,7 @@ class SettingsForm(forms.ModelForm):
 
     def clean_inbound_domain(self):
         domain = self.cleaned_data["inbound_domain"].strip().lower().rstrip(".")
-        if domain and not _DOMAIN.fullmatch(domain):
+        if domain and not DOMAIN_NAME.fullmatch(domain):
             raise forms.ValidationError(_("Enter a domain name such as in.example.jp."))
         return domain
 
